@@ -1,0 +1,95 @@
+"""pytest-hsocket: Hammerspoon's ``hs.socket`` on gevent, and pytest fixtures around it.
+
+``import pytest_hsocket as hsocket`` gives the hs.socket API::
+
+    import pytest_hsocket as hsocket
+
+    TAG_HEADER, TAG_BODY = 1, 2
+
+    def on_data(data: bytes, tag: int) -> None:
+        if tag == TAG_HEADER:
+            client.read(int(data.split(b"Content-Length: ")[1].split(b"\\r\\n")[0]), TAG_BODY)
+        else:
+            print(data)
+
+    client = hsocket.new(on_data).connect("127.0.0.1", 8080)
+    client.write(b"GET / HTTP/1.0\\r\\n\\r\\n")
+    client.read(b"\\r\\n\\r\\n", TAG_HEADER)
+
+Python names are snake_case; the original's camelCase names are aliases.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Union
+
+from ._address import Address, parse_address
+from ._errors import (
+    CallbackError,
+    ConnectionClosed,
+    HSocketError,
+    InvalidThreadUseError,
+    LoopError,
+    ReadTimeout,
+)
+from ._framing import Completed, ReadQueue, ReadRequest
+from ._tcp import Socket, new, server
+
+__version__ = "0.1.0"
+
+timeout: float = -1
+"""Default timeout, in seconds, copied by each new socket; negative = no timeout."""
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
+
+logger = logging.getLogger("pytest_hsocket")
+"""The library's logger; every module logs to a child of it."""
+
+
+def set_log_level(level: Union[int, str]) -> None:
+    """Set the level of the ``pytest_hsocket`` logger (and only that logger).
+
+    Args:
+        level: A ``logging`` level (``logging.DEBUG``) or a name: ``"debug"``, ``"info"``,
+            ``"warning"``, ``"error"`` (the original's names; case does not matter).
+    Raises:
+        TypeError: If ``level`` is neither an int nor a str.
+        ValueError: If the name is not a known level.
+    """
+    if isinstance(level, bool) or not isinstance(level, (int, str)):
+        raise TypeError(f"set_log_level() level must be an int or a name, not {level!r}")
+    if isinstance(level, str):
+        try:
+            level = _LEVELS[level.lower()]
+        except KeyError:
+            raise ValueError(
+                f"set_log_level() level must be one of {sorted(_LEVELS)}, not {level!r}"
+            ) from None
+    logger.setLevel(level)
+
+
+parseAddress = parse_address
+setLogLevel = set_log_level
+
+__all__ = [
+    "Address",
+    "CallbackError",
+    "Completed",
+    "ConnectionClosed",
+    "HSocketError",
+    "InvalidThreadUseError",
+    "LoopError",
+    "ReadQueue",
+    "ReadRequest",
+    "ReadTimeout",
+    "Socket",
+    "new",
+    "parseAddress",
+    "parse_address",
+    "server",
+    "setLogLevel",
+    "set_log_level",
+    "timeout",
+]

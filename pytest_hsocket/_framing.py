@@ -1,0 +1,212 @@
+"""The sans-IO read queue: tagged reads matched against a byte stream.
+
+A :class:`ReadQueue` holds the reads that were asked for (by length, delimiter or regex) and
+the bytes that arrived. ``push`` a request, ``feed`` bytes; both return the reads that
+completed, in order. Nothing here knows about sockets, threads or gevent, so every framing
+rule can be tested in microseconds, for every split of the input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from typing import NamedTuple, Optional, Union
+
+Delimiter = Union[int, bytes, str, "re.Pattern[bytes]"]
+"""What a read waits for: a byte count, a delimiter (bytes or UTF-8 str), or a bytes regex."""
+
+_Matcher = Union[int, bytes, "re.Pattern[bytes]"]
+
+
+class ReadRequest:
+    """One queued read: what completes it, the tag handed back, and its timeout.
+
+    Attributes:
+        matcher: A positive byte count, a non-empty delimiter, or a compiled bytes regex.
+        tag: Handed back with the data.
+        timeout: Seconds the read may take once it becomes current; negative = none.
+    """
+
+    __slots__ = ("matcher", "tag", "timeout")
+
+    def __init__(self, matcher: _Matcher, tag: int = -1, timeout: float = -1.0) -> None:
+        self.matcher = matcher
+        self.tag = tag
+        self.timeout = timeout
+
+    def describe(self) -> str:
+        """Say what the read waits for, for messages: ``"5 bytes"`` or ``"b'\\r\\n'"``."""
+        if isinstance(self.matcher, int):
+            return f"{self.matcher} bytes"
+        if isinstance(self.matcher, bytes):
+            return repr(self.matcher)
+        return f"re.compile({self.matcher.pattern!r})"
+
+    def __repr__(self) -> str:
+        return f"ReadRequest({self.describe()}, tag={self.tag})"
+
+
+class Completed(NamedTuple):
+    """A read that completed: its data (delimiter included) and its tag."""
+
+    data: bytes
+    tag: int
+
+
+def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> ReadRequest:
+    """Validate the arguments of ``read`` and build the request.
+
+    Args:
+        delimiter: A positive int, non-empty bytes/str, or a compiled bytes regex.
+        tag: An int.
+        timeout: Seconds, negative for none.
+
+    Returns:
+        The request.
+
+    Raises:
+        TypeError: If the delimiter or tag has the wrong type.
+        ValueError: If a length is not positive, or a delimiter or pattern is empty.
+    """
+    if isinstance(tag, bool) or not isinstance(tag, int):
+        raise TypeError(f"read() tag must be an int, not {tag!r}")
+    matcher: _Matcher
+    if isinstance(delimiter, bool):
+        raise TypeError(f"read() delimiter must be an int, bytes, str or re.Pattern, not {delimiter!r}")
+    if isinstance(delimiter, int):
+        if delimiter <= 0:
+            raise ValueError(f"read() length must be positive, not {delimiter!r}")
+        matcher = delimiter
+    elif isinstance(delimiter, (bytes, bytearray, memoryview)):
+        matcher = bytes(delimiter)
+        if not matcher:
+            raise ValueError("read() delimiter must not be empty, not b''")
+    elif isinstance(delimiter, str):
+        if not delimiter:
+            raise ValueError("read() delimiter must not be empty, not ''")
+        matcher = delimiter.encode("utf-8")
+    elif isinstance(delimiter, re.Pattern):
+        if not isinstance(delimiter.pattern, bytes):
+            raise TypeError(
+                f"read() pattern must be a bytes pattern, not {delimiter.pattern!r}; "
+                "compile it from bytes: re.compile(rb'...')"
+            )
+        if delimiter.search(b"") is not None:
+            raise ValueError(f"read() pattern must not match the empty string: {delimiter.pattern!r}")
+        matcher = delimiter
+    else:
+        raise TypeError(
+            f"read() delimiter must be an int, bytes, str or re.Pattern, not {delimiter!r}"
+        )
+    return ReadRequest(matcher, tag, timeout)
+
+
+class ReadQueue:
+    """Queued reads plus the bytes received and not yet delivered.
+
+    Delimiter scans remember where they stopped, so a message that arrives in many chunks is
+    scanned once in all (linear), not once per chunk.
+    """
+
+    __slots__ = ("_buf", "_requests", "_scan_from")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._requests: deque[ReadRequest] = deque()
+        # Where the head request's next delimiter search starts; no match lies before it.
+        self._scan_from = 0
+
+    @property
+    def buffered(self) -> int:
+        """The number of bytes received and not yet delivered."""
+        return len(self._buf)
+
+    @property
+    def pending(self) -> int:
+        """The number of reads queued and not yet completed."""
+        return len(self._requests)
+
+    @property
+    def current(self) -> Optional[ReadRequest]:
+        """The read that incoming bytes go to now, or ``None``."""
+        return self._requests[0] if self._requests else None
+
+    def requests(self) -> list[ReadRequest]:
+        """Return the queued reads, current first."""
+        return list(self._requests)
+
+    def unread(self) -> bytes:
+        """Return a copy of the bytes received and not yet delivered."""
+        return bytes(self._buf)
+
+    def push(self, request: ReadRequest) -> list[Completed]:
+        """Queue a read.
+
+        Returns:
+            The reads that completed from bytes already buffered (this one and none before it
+            can have been waiting unless it is the only one).
+        """
+        self._requests.append(request)
+        if len(self._requests) == 1 and self._buf:
+            return self._drain()
+        return []
+
+    def feed(self, data: bytes) -> list[Completed]:
+        """Add received bytes.
+
+        Returns:
+            The reads that completed, in order.
+        """
+        self._buf += data
+        if self._requests:
+            return self._drain()
+        return []
+
+    def take_unread(self) -> bytes:
+        """Remove and return every buffered byte (for a hand-over, e.g. to TLS)."""
+        data = bytes(self._buf)
+        self._buf.clear()
+        self._scan_from = 0
+        return data
+
+    def clear(self) -> tuple[list[ReadRequest], bytes]:
+        """Drop every queued read and buffered byte.
+
+        Returns:
+            What was dropped: the reads (current first) and the bytes.
+        """
+        requests = list(self._requests)
+        self._requests.clear()
+        return requests, self.take_unread()
+
+    def _drain(self) -> list[Completed]:
+        done: list[Completed] = []
+        buf = self._buf
+        requests = self._requests
+        while requests:
+            request = requests[0]
+            matcher = request.matcher
+            if isinstance(matcher, int):
+                if len(buf) < matcher:
+                    break
+                end = matcher
+            elif isinstance(matcher, bytes):
+                found = buf.find(matcher, self._scan_from)
+                if found < 0:
+                    # A delimiter may straddle the next chunk: keep its first len-1 bytes.
+                    self._scan_from = max(0, len(buf) - len(matcher) + 1)
+                    break
+                end = found + len(matcher)
+            else:
+                match = matcher.search(buf)
+                if match is None:
+                    break
+                end = match.end()
+                if end == 0:
+                    break
+            done.append(Completed(bytes(buf[:end]), request.tag))
+            # bytearray deletes from the front in O(1) amortised: no copy of the rest.
+            del buf[:end]
+            requests.popleft()
+            self._scan_from = 0
+        return done

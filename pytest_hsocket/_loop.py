@@ -1,0 +1,270 @@
+"""The socket loop: one background thread that owns a gevent hub.
+
+The code under test is usually plain blocking Python, so all socket work runs on this one
+thread. Public methods hand their work over with :meth:`SocketLoop.call` (FIFO, thread-safe);
+calls made on the loop thread itself run directly, since queueing work for the loop and waiting
+for it from the loop would deadlock.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+from collections import deque
+from typing import Any, Callable, Optional, TypeVar
+
+import gevent
+from gevent import monkey
+
+from ._errors import CallbackError, LoopError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# In a monkey-patched process threading.Thread makes a greenlet and threading.Lock a gevent
+# lock; the loop needs a real OS thread and real locks, so take the originals.
+_start_new_thread: Callable[..., int] = monkey.get_original("_thread", "start_new_thread")
+_allocate_lock: Callable[[], Any] = monkey.get_original("_thread", "allocate_lock")
+_get_ident: Callable[[], int] = monkey.get_original("_thread", "get_ident")
+
+RUN_SYNC_TIMEOUT = 30.0
+"""Seconds a caller waits for the loop to answer a synchronous call before giving up."""
+
+
+class _Result:
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.error: Optional[BaseException] = None
+        self.done = _allocate_lock()
+        self.done.acquire()
+
+
+class SocketLoop:
+    """A gevent hub running in a daemon OS thread, started on first use.
+
+    Attributes:
+        thread_id: The OS thread id of the loop, once started.
+    """
+
+    def __init__(self) -> None:
+        self.thread_id: Optional[int] = None
+        self._hub: Any = None
+        self._keepalive: Any = None
+        self._lock = _allocate_lock()
+        self._stopped = _allocate_lock()
+        self._callback_errors: list[CallbackError] = []
+        self._error_sinks: list[Callable[[CallbackError], None]] = []
+
+    @property
+    def running(self) -> bool:
+        """Whether the loop thread is up."""
+        return self._hub is not None
+
+    def on_thread(self) -> bool:
+        """Return whether the caller runs on the loop's thread."""
+        return _get_ident() == self.thread_id
+
+    def start(self) -> None:
+        """Start the loop thread if it is not running; returns once it accepts calls.
+
+        Raises:
+            LoopError: If the thread did not come up within ``RUN_SYNC_TIMEOUT``.
+        """
+        with self._lock:
+            if self._hub is not None:
+                return
+            ready = _allocate_lock()
+            ready.acquire()
+            self._stopped = _allocate_lock()
+            self._stopped.acquire()
+            _start_new_thread(self._run, (ready,))
+            if not ready.acquire(timeout=RUN_SYNC_TIMEOUT):
+                raise LoopError("the socket loop thread did not start")
+
+    def _run(self, ready: Any) -> None:
+        try:
+            hub = gevent.get_hub()
+            # A hub with no active watcher exits at once: keep one referenced for the lifetime.
+            keepalive = hub.loop.async_()
+            keepalive.start(lambda: None)
+            self._keepalive = keepalive
+            self.thread_id = _get_ident()
+            self._hub = hub
+            ready.release()
+            while self._keepalive is not None:
+                hub.join()
+        except BaseException:  # pragma: no cover - only on interpreter teardown
+            log.exception("the socket loop stopped on an error")
+        finally:
+            self._hub = None
+            self.thread_id = None
+            try:
+                gevent.get_hub().destroy(destroy_loop=True)
+            except Exception:  # pragma: no cover
+                pass
+            self._stopped.release()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop thread; idempotent and safe when it is already gone."""
+        hub = self._hub
+        if hub is None:
+            return
+        if self.on_thread():
+            raise LoopError("stop() cannot be called from the socket loop itself")
+
+        def _shutdown() -> None:
+            keepalive, self._keepalive = self._keepalive, None
+            if keepalive is not None:
+                keepalive.stop()
+                keepalive.close()
+            # Whatever greenlets are left (sockets the user never closed) must not keep the
+            # hub alive at exit.
+            hub.loop.break_()
+
+        try:
+            hub.loop.run_callback_threadsafe(_shutdown)
+        except Exception:  # pragma: no cover - hub already torn down
+            return
+        self._stopped.acquire(timeout=timeout)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop: directly if on the loop, else queued (FIFO).
+
+        ``fn`` runs in the hub and must not block; spawn a greenlet for work that waits.
+        """
+        if _get_ident() == self.thread_id:
+            fn(*args)
+            return
+        hub = self._hub
+        if hub is None:
+            self.start()
+            hub = self._hub
+        hub.loop.run_callback_threadsafe(self._guarded, fn, args)
+
+    def call_later(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn(*args)`` to run on the loop later, even when called on the loop."""
+        hub = self._hub
+        if hub is None:
+            self.start()
+            hub = self._hub
+        if _get_ident() == self.thread_id:
+            hub.loop.run_callback(self._guarded, fn, args)
+        else:
+            hub.loop.run_callback_threadsafe(self._guarded, fn, args)
+
+    @staticmethod
+    def _guarded(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("internal error on the socket loop in %r", fn)
+
+    def run_sync(self, fn: Callable[[], T], timeout: float = RUN_SYNC_TIMEOUT) -> T:
+        """Run ``fn()`` on the loop and return its result (or raise its exception).
+
+        Raises:
+            LoopError: If the loop did not answer within ``timeout`` seconds.
+        """
+        if _get_ident() == self.thread_id:
+            return fn()
+        if self._hub is None:
+            self.start()
+        result = _Result()
+
+        def _job() -> None:
+            try:
+                result.value = fn()
+            except BaseException as exc:
+                result.error = exc
+            finally:
+                result.done.release()
+
+        self._hub.loop.run_callback_threadsafe(_job)
+        if not result.done.acquire(timeout=timeout):
+            raise LoopError(f"the socket loop did not answer within {timeout} s")
+        if result.error is not None:
+            raise result.error
+        return result.value  # type: ignore[no-any-return]
+
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Spawn a greenlet on the loop; must be called on the loop thread."""
+        return gevent.spawn(fn, *args)
+
+    def add_error_sink(self, sink: Callable[[CallbackError], None]) -> None:
+        """Register ``sink(error)``, called (on the loop) for every callback error."""
+        self._error_sinks.append(sink)
+
+    def remove_error_sink(self, sink: Callable[[CallbackError], None]) -> None:
+        """Unregister a sink added with :meth:`add_error_sink`; a missing one is ignored."""
+        if sink in self._error_sinks:
+            self._error_sinks.remove(sink)
+
+    def report_callback_error(self, error: CallbackError) -> None:
+        """Hand a callback error to every registered sink."""
+        for sink in list(self._error_sinks):
+            try:
+                sink(error)
+            except Exception:  # pragma: no cover
+                log.exception("error sink %r raised", sink)
+
+
+class CallbackQueue:
+    """Runs a socket's user callbacks on the loop, later and in FIFO order.
+
+    Callbacks never run inline inside the call that caused them: each batch runs in a fresh
+    greenlet, so a callback may itself call ``read``/``write`` (or wait on gevent objects)
+    without breaking the order of the ones after it.
+    """
+
+    __slots__ = ("_items", "_on_error", "_running")
+
+    def __init__(self, on_error: Callable[[str, BaseException], None]) -> None:
+        self._items: deque[tuple[str, Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._running = False
+        self._on_error = on_error
+
+    def post(self, where: str, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn(*args)``; ``where`` names it in error messages. Call on the loop."""
+        self._items.append((where, fn, args))
+        if not self._running:
+            self._running = True
+            gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        items = self._items
+        try:
+            while items:
+                where, fn, args = items.popleft()
+                try:
+                    fn(*args)
+                except Exception as exc:
+                    self._on_error(where, exc)
+        finally:
+            self._running = False
+
+
+_LOOP = SocketLoop()
+
+
+def get_loop() -> SocketLoop:
+    """Return the process's socket loop, starting it if needed."""
+    if not _LOOP.running:
+        _LOOP.start()
+    return _LOOP
+
+
+def _stop_at_exit() -> None:
+    try:
+        _LOOP.stop()
+    except Exception:  # pragma: no cover - never let exit print a traceback
+        pass
+
+
+atexit.register(_stop_at_exit)
+
+if sys.version_info < (3, 9):  # pragma: no cover
+    raise ImportError("pytest_hsocket needs Python 3.9 or newer")

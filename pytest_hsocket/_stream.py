@@ -1,0 +1,371 @@
+"""One connected byte stream on the socket loop: the I/O side of a TCP or Unix connection.
+
+A :class:`Stream` owns a non-blocking OS socket, a reader greenlet that always has a ``recv``
+outstanding (so data is buffered early and a peer close is noticed with no read pending), a
+writer that sends inline when the kernel takes the bytes and otherwise from a greenlet, the
+:class:`~pytest_hsocket._framing.ReadQueue`, and the per-operation timers. It reports to its
+owner (the public socket) through four methods; it never calls user code itself.
+
+Every method here runs on the loop thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import weakref
+from collections import deque
+from typing import Any, Callable, Optional, Protocol
+
+import gevent
+from gevent import GreenletExit
+
+from ._framing import Completed, ReadQueue, ReadRequest
+
+log = logging.getLogger(__name__)
+
+RECV_SIZE = 256 * 1024
+HIGH_WATER = 4 * 1024 * 1024
+"""Buffered bytes with no read pending at which the reader stops pulling from the kernel."""
+
+PEER_CLOSED = "Socket closed by remote peer"
+READ_TIMEOUT = "Read operation timed out"
+WRITE_TIMEOUT = "Write operation timed out"
+CONNECT_TIMEOUT = "Attempt to connect to host timed out"
+LOCAL_CLOSE = "(null)"
+"""The original's reason for a local ``disconnect()`` (an Objective-C nil error)."""
+
+WriteCallback = Callable[[int], None]
+
+
+class _Closed(GreenletExit):
+    """Thrown into the stream's greenlets when it closes."""
+
+
+class StreamOwner(Protocol):
+    """What a stream reports to (the public socket)."""
+
+    def _stream_connected(self, stream: Stream) -> None: ...
+    def _stream_read(self, stream: Stream, done: list[Completed]) -> None: ...
+    def _stream_written(self, stream: Stream, tag: int, fn: Optional[WriteCallback]) -> None: ...
+    def _stream_closed(
+        self, stream: Stream, reason: str, unread: bytes, lost: list[ReadRequest], error: bool
+    ) -> None: ...
+
+
+def _reason_of(exc: BaseException) -> str:
+    if isinstance(exc, socket.gaierror):
+        return str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+class Stream:
+    """A connection's I/O engine (see the module docstring).
+
+    Attributes:
+        sock: The OS socket once connected, else ``None``.
+        queue: The read queue.
+        connected: True from connect until close (including a peer close with data left).
+        eof: True once the peer has closed its side.
+    """
+
+    def __init__(self, owner: StreamOwner) -> None:
+        self._owner_ref: Callable[[], Optional[StreamOwner]] = weakref.ref(owner)
+        self._hub: Any = gevent.get_hub()
+        self.sock: Optional[socket.socket] = None
+        self.queue = ReadQueue()
+        self.connected = False
+        self.closed = False
+        self.eof = False
+        self._reader: Any = None
+        self._writer: Any = None
+        self._connector: Any = None
+        self._read_watcher: Any = None
+        self._write_watcher: Any = None
+        self._writes: deque[list[Any]] = deque()
+        self._timer: Any = None
+        self._timed: Optional[ReadRequest] = None
+
+    # -- connecting -------------------------------------------------------------------------
+
+    def connect(self, family: int, addresses: list[Any], timeout: float) -> None:
+        """Connect in a greenlet to the first of ``addresses`` that accepts.
+
+        ``addresses`` are socket addresses for ``family``, or ``(host, port)`` to resolve.
+        """
+        self._connector = gevent.spawn(self._connect, family, addresses, timeout)
+
+    def _connect(self, family: int, addresses: list[Any], timeout: float) -> None:
+        timer = gevent.Timeout(timeout) if timeout >= 0 else None
+        if timer is not None:
+            timer.start()
+        last: BaseException = OSError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
+        try:
+            for fam, addr in self._candidates(family, addresses):
+                sock = socket.socket(fam, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                try:
+                    self._await_connect(sock, addr)
+                except OSError as exc:
+                    sock.close()
+                    last = exc
+                    continue
+                except BaseException:
+                    sock.close()
+                    raise
+                self._connector = None
+                self.attach(sock)
+                return
+            self._fail_connect(_reason_of(last))
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            self._fail_connect(CONNECT_TIMEOUT)
+        except socket.gaierror as exc:
+            self._fail_connect(_reason_of(exc))
+        except _Closed:
+            pass
+        finally:
+            if timer is not None:
+                timer.close()
+
+    def _candidates(self, family: int, addresses: list[Any]) -> list[tuple[int, Any]]:
+        if family == getattr(socket, "AF_UNIX", -1):
+            return [(family, a) for a in addresses]
+        host, port = addresses[0]
+        infos = self._hub.resolver.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        return [(fam, sa) for fam, _, _, _, sa in infos if fam in (socket.AF_INET, socket.AF_INET6)]
+
+    def _await_connect(self, sock: socket.socket, addr: Any) -> None:
+        err = sock.connect_ex(addr)
+        if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY):
+            watcher = self._hub.loop.io(sock.fileno(), 2)
+            try:
+                self._hub.wait(watcher)
+            finally:
+                watcher.close()
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err not in (0, errno.EISCONN):
+            raise OSError(err, os.strerror(err))
+
+    def _fail_connect(self, reason: str) -> None:
+        self._connector = None
+        self.close(reason, error=True)
+
+    def attach(self, sock: socket.socket) -> None:
+        """Take a connected non-blocking socket and start the I/O."""
+        if self.closed:
+            sock.close()
+            return
+        self.sock = sock
+        self.connected = True
+        fd = sock.fileno()
+        self._read_watcher = self._hub.loop.io(fd, 1)
+        self._write_watcher = self._hub.loop.io(fd, 2)
+        owner = self._owner_ref()
+        if owner is not None:
+            owner._stream_connected(self)
+        if self.closed:
+            return
+        self._reader = gevent.spawn(self._read_loop)
+        if self._writes:
+            self._writer = gevent.spawn(self._write_loop)
+        self._arm_read_timer()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def push_read(self, request: ReadRequest) -> None:
+        """Queue a read; it completes from buffered bytes or as bytes arrive."""
+        done = self.queue.push(request)
+        if done:
+            self._deliver(done)
+        elif self.sock is not None:
+            self._arm_read_timer()
+            if self.eof:
+                self._check_eof()
+            elif self._reader is None and not self.closed:
+                # The reader paused at the high-water mark with no read pending.
+                self._reader = gevent.spawn(self._read_loop)
+
+    def _read_loop(self) -> None:
+        sock = self.sock
+        assert sock is not None
+        queue = self.queue
+        wait = self._hub.wait
+        watcher = self._read_watcher
+        chunk = bytearray(RECV_SIZE)
+        view = memoryview(chunk)
+        try:
+            while not self.closed:
+                if queue.buffered >= HIGH_WATER and not queue.pending:
+                    # Leave the rest in the kernel (as the original does) until a read asks.
+                    self._reader = None
+                    return
+                try:
+                    n = sock.recv_into(chunk)
+                except (BlockingIOError, InterruptedError):
+                    wait(watcher)
+                    continue
+                if n == 0:
+                    self._reader = None
+                    self.eof = True
+                    self._check_eof()
+                    return
+                done = queue.feed(view[:n])
+                if done:
+                    self._deliver(done)
+        except _Closed:
+            pass
+        except OSError as exc:
+            if not self.closed:
+                self._reader = None
+                self.close(_reason_of(exc), error=True)
+        finally:
+            view.release()
+
+    def _deliver(self, done: list[Completed]) -> None:
+        owner = self._owner_ref()
+        if owner is not None:
+            owner._stream_read(self, done)
+        if self.eof:
+            self._check_eof()
+        else:
+            self._arm_read_timer()
+
+    def _check_eof(self) -> None:
+        # Complete data that arrived before the FIN stays readable; the stream closes once it
+        # is drained, or as soon as the current read can no longer complete.
+        if self.closed:
+            return
+        if self.queue.pending or not self.queue.buffered:
+            self.close(PEER_CLOSED)
+
+    def _arm_read_timer(self) -> None:
+        head = self.queue.current
+        if head is self._timed:
+            return
+        self._timed = head
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.close()
+            self._timer = None
+        if head is not None and head.timeout >= 0 and self.sock is not None and not self.closed:
+            self._timer = self._hub.loop.timer(head.timeout)
+            self._timer.start(self._read_timed_out)
+
+    def _read_timed_out(self) -> None:
+        self.close(READ_TIMEOUT, error=True)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def push_write(
+        self, data: memoryview, tag: int, fn: Optional[WriteCallback], timeout: float
+    ) -> None:
+        """Queue bytes to send; sends inline what the kernel takes at once."""
+        if self.sock is not None and not self._writes and not self.closed:
+            try:
+                sent = self.sock.send(data) if data.nbytes else 0
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self.close(_reason_of(exc), error=True)
+                return
+            if sent == data.nbytes:
+                self._written(tag, fn)
+                return
+            data = data[sent:]
+        self._writes.append([data, tag, fn, timeout])
+        if self.sock is not None and self._writer is None and not self.closed:
+            self._writer = gevent.spawn(self._write_loop)
+
+    def _written(self, tag: int, fn: Optional[WriteCallback]) -> None:
+        owner = self._owner_ref()
+        if owner is not None:
+            owner._stream_written(self, tag, fn)
+
+    def _write_loop(self) -> None:
+        sock = self.sock
+        assert sock is not None
+        writes = self._writes
+        try:
+            while writes and not self.closed:
+                item = writes[0]
+                timeout: float = item[3]
+                timer = gevent.Timeout(timeout) if timeout >= 0 else None
+                if timer is not None:
+                    timer.start()
+                try:
+                    self._send_all(sock, item)
+                except gevent.Timeout as exc:
+                    if exc is not timer:
+                        raise
+                    self._writer = None
+                    self.close(WRITE_TIMEOUT, error=True)
+                    return
+                finally:
+                    if timer is not None:
+                        timer.close()
+                writes.popleft()
+                self._written(item[1], item[2])
+        except _Closed:
+            return
+        except OSError as exc:
+            if not self.closed:
+                self._writer = None
+                self.close(_reason_of(exc), error=True)
+            return
+        self._writer = None
+
+    def _send_all(self, sock: socket.socket, item: list[Any]) -> None:
+        data: memoryview = item[0]
+        while data.nbytes:
+            try:
+                sent = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                self._hub.wait(self._write_watcher)
+                if self.closed:
+                    raise _Closed() from None
+                continue
+            data = data[sent:]
+            item[0] = data
+
+    @property
+    def unsent(self) -> int:
+        """Bytes queued for sending and not yet handed to the kernel."""
+        return sum(item[0].nbytes for item in self._writes)
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def close(self, reason: str = LOCAL_CLOSE, error: bool = False) -> None:
+        """Close the connection, drop queued reads and writes, and tell the owner why.
+
+        Idempotent. Safe from any of the stream's own greenlets.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        self.connected = False
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.close()
+            self._timer = None
+        current = gevent.getcurrent()
+        connector, self._connector = self._connector, None
+        if connector is not None and connector is not current:
+            connector.kill(_Closed, block=False)
+        self._writes.clear()
+        lost, unread = self.queue.clear()
+        sock = self.sock
+        if sock is not None:
+            self._hub.cancel_waits_close_and_then(
+                [self._read_watcher, self._write_watcher], _Closed, sock.close
+            )
+            self._read_watcher = self._write_watcher = None
+        self._reader = self._writer = None
+        owner = self._owner_ref()
+        if owner is not None:
+            owner._stream_closed(self, reason, unread, lost, error)
