@@ -41,8 +41,14 @@ __version__ = "0.1.0"
 timeout: float = -1
 """Default timeout, in seconds, copied by each new socket; negative = no timeout."""
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
 
 logger = logging.getLogger("pytest_hsocket")
 """The library's logger; every module logs to a child of it."""

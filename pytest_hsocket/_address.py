@@ -26,7 +26,7 @@ class Address(TypedDict):
 
     host: str
     port: int
-    addressFamily: int  # noqa: N815 -- the original's key
+    addressFamily: int
 
 
 def encode_sockaddr(host: str, port: int, flowinfo: int = 0, scope_id: int = 0) -> bytes:

@@ -72,7 +72,9 @@ def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> 
         raise TypeError(f"read() tag must be an int, not {tag!r}")
     matcher: _Matcher
     if isinstance(delimiter, bool):
-        raise TypeError(f"read() delimiter must be an int, bytes, str or re.Pattern, not {delimiter!r}")
+        raise TypeError(
+            f"read() delimiter must be an int, bytes, str or re.Pattern, not {delimiter!r}"
+        )
     if isinstance(delimiter, int):
         if delimiter <= 0:
             raise ValueError(f"read() length must be positive, not {delimiter!r}")
@@ -92,7 +94,9 @@ def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> 
                 "compile it from bytes: re.compile(rb'...')"
             )
         if delimiter.search(b"") is not None:
-            raise ValueError(f"read() pattern must not match the empty string: {delimiter.pattern!r}")
+            raise ValueError(
+                f"read() pattern must not match the empty string: {delimiter.pattern!r}"
+            )
         matcher = delimiter
     else:
         raise TypeError(
@@ -151,7 +155,7 @@ class ReadQueue:
             return self._drain()
         return []
 
-    def feed(self, data: bytes) -> list[Completed]:
+    def feed(self, data: Union[bytes, bytearray, memoryview]) -> list[Completed]:
         """Add received bytes.
 
         Returns:

@@ -66,7 +66,7 @@ def tcp_info(
     connected_host, connected_port = ("", 0) if unix else endpoint(peer)
     local_host, local_port = ("", 0) if unix else endpoint(local)
     return {
-        "connectedAddress": sockaddr_of(peer),
+        "connectedAddress": sockaddr_of(peer) or "",
         "connectedHost": connected_host,
         "connectedPort": connected_port,
         "connectedURL": f"file://{unix_path}" if unix and not listening and unix_path else "",
@@ -79,7 +79,7 @@ def tcp_info(
         "isIPv6": family == socket.AF_INET6,
         "isIPv6Enabled": True,
         "isSecure": secure,
-        "localAddress": sockaddr_of(local),
+        "localAddress": sockaddr_of(local) or "",
         "localHost": local_host,
         "localPort": local_port,
         "timeout": timeout,
@@ -90,11 +90,10 @@ def tcp_info(
 
 def describe(info: dict[str, InfoValue], prefix: str = "hs.socket") -> str:
     """Name a socket as the original's ``tostring`` does (without the pointer)."""
-    if info["userData"] == "SERVER":
-        where = info["unixSocketPath"] or f"{info['localHost'] or '(null)'}:{info['localPort']}"
-        return f"{prefix}(server): {where}"
-    host = info["connectedHost"]
-    if isinstance(host, str) and ":" in host:
+    server = info["userData"] == "SERVER"
+    host = str(info["localHost"] if server else info["connectedHost"]) or "(null)"
+    port = info["localPort"] if server else info["connectedPort"]
+    if ":" in host:
         host = f"[{host}]"
-    where = info["unixSocketPath"] or f"{host or '(null)'}:{info['connectedPort']}"
-    return f"{prefix}: {where}"
+    where = str(info["unixSocketPath"]) or f"{host}:{port!s}"
+    return f"{prefix}(server): {where}" if server else f"{prefix}: {where}"

@@ -9,8 +9,8 @@ for it from the loop would deadlock.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
-import sys
 from collections import deque
 from typing import Any, Callable, Optional, TypeVar
 
@@ -102,10 +102,8 @@ class SocketLoop:
         finally:
             self._hub = None
             self.thread_id = None
-            try:
+            with contextlib.suppress(Exception):
                 gevent.get_hub().destroy(destroy_loop=True)
-            except Exception:  # pragma: no cover
-                pass
             self._stopped.release()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -258,13 +256,9 @@ def get_loop() -> SocketLoop:
 
 
 def _stop_at_exit() -> None:
-    try:
+    # Never let interpreter exit print a traceback.
+    with contextlib.suppress(Exception):
         _LOOP.stop()
-    except Exception:  # pragma: no cover - never let exit print a traceback
-        pass
 
 
 atexit.register(_stop_at_exit)
-
-if sys.version_info < (3, 9):  # pragma: no cover
-    raise ImportError("pytest_hsocket needs Python 3.9 or newer")

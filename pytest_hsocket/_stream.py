@@ -20,9 +20,13 @@ from collections import deque
 from typing import Any, Callable, Optional, Protocol
 
 import gevent
-from gevent import GreenletExit
+from gevent import GreenletExit, monkey
 
 from ._framing import Completed, ReadQueue, ReadRequest
+
+# After gevent.monkey.patch_all() the socket module makes cooperative sockets that belong to
+# the caller's hub; the loop drives plain non-blocking OS sockets itself.
+os_socket: type[socket.socket] = monkey.get_original("socket", "socket")
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +44,8 @@ LOCAL_CLOSE = "(null)"
 WriteCallback = Callable[[int], None]
 
 
-class _Closed(GreenletExit):
-    """Thrown into the stream's greenlets when it closes."""
+class Closed(GreenletExit):  # type: ignore[misc]
+    """Thrown into a connection's greenlets when it closes."""
 
 
 class StreamOwner(Protocol):
@@ -53,6 +57,16 @@ class StreamOwner(Protocol):
     def _stream_closed(
         self, stream: Stream, reason: str, unread: bytes, lost: list[ReadRequest], error: bool
     ) -> None: ...
+
+
+def _ip_family(host: str) -> Optional[int]:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family
+    return None
 
 
 def _reason_of(exc: BaseException) -> str:
@@ -106,7 +120,7 @@ class Stream:
         last: BaseException = OSError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
         try:
             for fam, addr in self._candidates(family, addresses):
-                sock = socket.socket(fam, socket.SOCK_STREAM)
+                sock = os_socket(fam, socket.SOCK_STREAM)
                 sock.setblocking(False)
                 try:
                     self._await_connect(sock, addr)
@@ -127,7 +141,7 @@ class Stream:
             self._fail_connect(CONNECT_TIMEOUT)
         except socket.gaierror as exc:
             self._fail_connect(_reason_of(exc))
-        except _Closed:
+        except Closed:
             pass
         finally:
             if timer is not None:
@@ -137,6 +151,9 @@ class Stream:
         if family == getattr(socket, "AF_UNIX", -1):
             return [(family, a) for a in addresses]
         host, port = addresses[0]
+        literal = _ip_family(host)
+        if literal is not None:
+            return [(literal, (host, port))]
         infos = self._hub.resolver.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
         return [(fam, sa) for fam, _, _, _, sa in infos if fam in (socket.AF_INET, socket.AF_INET6)]
 
@@ -218,7 +235,7 @@ class Stream:
                 done = queue.feed(view[:n])
                 if done:
                     self._deliver(done)
-        except _Closed:
+        except Closed:
             pass
         except OSError as exc:
             if not self.closed:
@@ -311,7 +328,7 @@ class Stream:
                         timer.close()
                 writes.popleft()
                 self._written(item[1], item[2])
-        except _Closed:
+        except Closed:
             return
         except OSError as exc:
             if not self.closed:
@@ -328,7 +345,7 @@ class Stream:
             except (BlockingIOError, InterruptedError):
                 self._hub.wait(self._write_watcher)
                 if self.closed:
-                    raise _Closed() from None
+                    raise Closed() from None
                 continue
             data = data[sent:]
             item[0] = data
@@ -356,13 +373,13 @@ class Stream:
         current = gevent.getcurrent()
         connector, self._connector = self._connector, None
         if connector is not None and connector is not current:
-            connector.kill(_Closed, block=False)
+            connector.kill(Closed, block=False)
         self._writes.clear()
         lost, unread = self.queue.clear()
         sock = self.sock
         if sock is not None:
             self._hub.cancel_waits_close_and_then(
-                [self._read_watcher, self._write_watcher], _Closed, sock.close
+                [self._read_watcher, self._write_watcher], Closed, sock.close
             )
             self._read_watcher = self._write_watcher = None
         self._reader = self._writer = None

@@ -7,11 +7,12 @@ without a round trip to the loop.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
 import os
 import re
 import socket
-import stat
 import sys
 import warnings
 from typing import Any, Callable, Optional, Union
@@ -19,10 +20,19 @@ from typing import Any, Callable, Optional, Union
 import gevent
 
 from . import _info
+from ._checks import (
+    as_bytes,
+    check_callable,
+    check_port,
+    check_tag,
+    check_timeout,
+    check_unix_path,
+)
 from ._errors import CallbackError
 from ._framing import Completed, ReadRequest, make_request
+from ._listener import accept_forever, bind_listener
 from ._loop import CallbackQueue, SocketLoop, get_loop
-from ._stream import LOCAL_CLOSE, PEER_CLOSED, Stream, WriteCallback, _Closed
+from ._stream import LOCAL_CLOSE, PEER_CLOSED, Closed, Stream, WriteCallback
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +42,12 @@ ConnectCallback = Callable[[], None]
 DisconnectHook = Callable[[str], None]
 ConnectHook = Callable[["Socket"], None]
 Tap = Callable[[str, bytes, int, str], None]
+"""``tap(kind, data, tag, note)``: sees every event of a connection (for transcripts)."""
 Message = Union[bytes, bytearray, memoryview, str]
 ReadDelimiter = Union[int, bytes, str, "re.Pattern[bytes]"]
 
-LISTEN_BACKLOG = 4096
-_UNIX_PATH_MAX = 104 if sys.platform == "darwin" else 108
-_IDLE, _CONNECTING, _CONNECTED, _SERVER, _CLIENT = "idle", "connecting", "connected", "server", "client"
+_IDLE, _CONNECTING, _CONNECTED = "idle", "connecting", "connected"
+_SERVER, _CLIENT = "server", "client"
 _BUSY = "Attempting to connect while connected or accepting connections. Disconnect first."
 _BUSY_LISTEN = "Attempting to accept while connected or accepting connections. Disconnect first."
 
@@ -48,45 +58,7 @@ def _default_timeout() -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else -1.0
 
 
-def check_port(port: object, what: str, low: int = 0) -> int:
-    """Return ``port`` if it is an int in ``low``-65535.
-
-    Raises:
-        TypeError: If it is not an int.
-        ValueError: If it is out of range.
-    """
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"{what} port must be an int, not {port!r}")
-    if not low <= port <= 65535:
-        raise ValueError(f"{what} port must be in {low}-65535, not {port!r}")
-    return port
-
-
-def check_unix_path(path: str, what: str) -> str:
-    """Expand ``~`` and check the length of a Unix socket path.
-
-    Raises:
-        ValueError: If the path is empty or longer than the platform allows.
-    """
-    expanded = os.path.expanduser(path)
-    if not expanded:
-        raise ValueError(f"{what} path must not be empty")
-    if len(os.fsencode(expanded)) >= _UNIX_PATH_MAX:
-        raise ValueError(
-            f"{what} path is too long for a Unix socket ({len(os.fsencode(expanded))} bytes, "
-            f"at most {_UNIX_PATH_MAX - 1}): {expanded!r}"
-        )
-    return expanded
-
-
-def _check_callable(fn: object, what: str) -> None:
-    if fn is not None and not callable(fn):
-        raise TypeError(f"{what} must be callable or None, not {fn!r}")
-
-
 def _takes_client(fn: Callable[..., Any]) -> bool:
-    import inspect
-
     try:
         inspect.signature(fn).bind(b"", -1, None)
     except (TypeError, ValueError):
@@ -110,11 +82,11 @@ class Socket:
     """
 
     def __init__(self, fn: Optional[ReadCallback] = None, *, _parent: Optional[Socket] = None):
-        _check_callable(fn, "callback")
+        check_callable(fn, "callback")
         self._loop: SocketLoop = get_loop()
         self._callback: Optional[ReadCallback] = fn
         self._callback_takes_client = fn is not None and _takes_client(fn)
-        self._timeout = _default_timeout() if _parent is None else _parent._timeout
+        self._timeout: float = _default_timeout() if _parent is None else _parent._timeout
         self._mode = _IDLE if _parent is None else _CLIENT
         self.parent = _parent
         self._stream: Optional[Stream] = None
@@ -145,7 +117,7 @@ class Socket:
         Raises:
             TypeError: If ``fn`` is not callable.
         """
-        _check_callable(fn, "callback")
+        check_callable(fn, "callback")
         self._callback = fn
         self._callback_takes_client = fn is not None and _takes_client(fn)
         return self
@@ -160,9 +132,7 @@ class Socket:
         Raises:
             TypeError: If ``timeout`` is not a number.
         """
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"set_timeout() timeout must be a number of seconds, not {timeout!r}")
-        self._timeout = float(timeout)
+        self._timeout = check_timeout(timeout, "set_timeout()")
         return self
 
     setTimeout = set_timeout
@@ -173,7 +143,7 @@ class Socket:
         Returns:
             This socket.
         """
-        _check_callable(fn, "on_disconnect() hook")
+        check_callable(fn, "on_disconnect() hook")
         self._on_disconnect.append(fn)
         return self
 
@@ -186,7 +156,7 @@ class Socket:
         Returns:
             This socket.
         """
-        _check_callable(fn, "on_connect() hook")
+        check_callable(fn, "on_connect() hook")
         self._on_connect.append(fn)
         return self
 
@@ -269,7 +239,7 @@ class Socket:
         if not isinstance(host, (str, os.PathLike)):
             raise TypeError(f"connect() host must be a str, not {host!r}")
         host = os.fspath(host)
-        _check_callable(fn, "connect() callback")
+        check_callable(fn, "connect() callback")
         unix = port is None
         if unix:
             what = "Unable to connect to Unix domain socket: %s"
@@ -319,7 +289,7 @@ class Socket:
             ValueError: If the port is out of range or the path too long or empty.
         """
         if isinstance(port, (str, os.PathLike)):
-            path = check_unix_path(os.fspath(port), "listen()")  # type: ignore[arg-type]
+            path = check_unix_path(os.fspath(port), "listen()")
             what = "Unable to bind Unix domain path: %s"
         else:
             check_port(port, "listen()")
@@ -338,60 +308,23 @@ class Socket:
     def _bind(self, host: str, port: Any, path: str) -> None:
         if self._mode != _IDLE:
             raise OSError(0, _BUSY_LISTEN)
-        if path:
-            sock = _bind_unix(path)
-        else:
-            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
-            family, _, _, _, addr = infos[0]
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind(addr)
-            except BaseException:
-                sock.close()
-                raise
-        try:
-            sock.listen(LISTEN_BACKLOG)
-            sock.setblocking(False)
-        except BaseException:
-            sock.close()
-            raise
-        self._listener = sock
+        listener = bind_listener(host, port, path)
+        self._listener = listener
         self._unix_path = path
         self._mode = _SERVER
-        self._acceptor = gevent.spawn(self._accept_loop, sock)
+        self._acceptor = gevent.spawn(
+            accept_forever, listener, lambda: self._listener is listener, self._accepted
+        )
 
-    def _accept_loop(self, listener: socket.socket) -> None:
-        hub = gevent.get_hub()
-        watcher = hub.loop.io(listener.fileno(), 1)
-        try:
-            while self._listener is listener:
-                try:
-                    conn, _ = listener.accept()
-                except (BlockingIOError, InterruptedError):
-                    hub.wait(watcher)
-                    continue
-                except OSError as exc:
-                    if self._listener is listener:
-                        log.error("Unable to accept a connection: %s", exc)
-                    return
-                conn.setblocking(False)
-                if conn.family != getattr(socket, "AF_UNIX", None):
-                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                client = Socket(self._callback, _parent=self)
-                client._tap = self._tap
-                client._stream = Stream(client)
-                self._clients.append(client)
-                log.debug("TCP client connected")
-                client._stream.attach(conn)
-                for hook in self._on_connect:
-                    self._callbacks.post("hs.socket:on_connect hook", hook, client)
-        except _Closed:
-            pass
-        finally:
-            watcher.close()
+    def _accepted(self, conn: socket.socket) -> None:
+        client = Socket(self._callback, _parent=self)
+        client._tap = self._tap
+        client._stream = Stream(client)
+        self._clients.append(client)
+        log.debug("TCP client connected")
+        client._stream.attach(conn)
+        for hook in self._on_connect:
+            self._callbacks.post("hs.socket:on_connect hook", hook, client)
 
     # -- reading and writing -----------------------------------------------------------------
 
@@ -454,22 +387,14 @@ class Socket:
                 callable.
         """
         if callable(tag) and fn is None:
-            tag, fn = -1, tag
-        if isinstance(message, str):
-            data = message.encode("utf-8")
-        elif isinstance(message, bytes):
-            data = message
-        elif isinstance(message, (bytearray, memoryview)):
-            data = bytes(message)
-        else:
-            raise TypeError(f"write() message must be bytes or str, not {message!r}")
-        if isinstance(tag, bool) or not isinstance(tag, int):
-            raise TypeError(f"write() tag must be an int, not {tag!r}")
-        _check_callable(fn, "write() callback")
+            fn, tag = tag, -1  # write(message, fn), as in the original
+        data = as_bytes(message, "write()")
+        tag_ = check_tag(tag, "write()")
+        check_callable(fn, "write() callback")
         if self._mode == _IDLE:
             log.error("Unable to write: the socket is not connected; call connect() first")
             return None
-        self._loop.call(self._push_write, data, tag, fn)
+        self._loop.call(self._push_write, data, tag_, fn)
         return self
 
     send = write
@@ -518,7 +443,7 @@ class Socket:
         listener, self._listener = self._listener, None
         acceptor, self._acceptor = self._acceptor, None
         if acceptor is not None and acceptor is not gevent.getcurrent():
-            acceptor.kill(_Closed, block=False)
+            acceptor.kill(Closed, block=False)
         if listener is not None:
             listener.close()
         for client in list(self._clients):
@@ -563,10 +488,8 @@ class Socket:
         if getattr(self, "_mode", _IDLE) in (_IDLE, _CLIENT) or sys.is_finalizing():
             return
         warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
-        try:
+        with contextlib.suppress(Exception):
             self._loop.call(self._disconnect)
-        except Exception:
-            pass
 
     # -- reports from the stream (on the loop) -----------------------------------------------
 
@@ -681,35 +604,6 @@ class _AllWritten:
         self.left -= 1
         if self.left == 0:
             self.server._callbacks.post("hs.socket:write callback", self.fn, self.tag)
-
-
-def _bind_unix(path: str) -> socket.socket:
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        mode = None
-    if mode is not None:
-        if not stat.S_ISSOCK(mode):
-            raise OSError(0, f"a file that is not a socket exists at {path!r}")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except ConnectionRefusedError:
-            os.unlink(path)  # stale: nobody accepts on it
-        except OSError:
-            os.unlink(path)
-        else:
-            raise OSError(0, "Address already in use")
-        finally:
-            probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(path)
-        os.chmod(path, 0o600)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 def new(fn: Optional[ReadCallback] = None) -> Socket:

@@ -1,0 +1,117 @@
+"""Listening sockets: binding a TCP port or a Unix path, and the accept loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import stat
+from typing import Any, Callable
+
+import gevent
+from gevent import monkey
+
+from ._stream import Closed, os_socket
+
+log = logging.getLogger(__name__)
+
+LISTEN_BACKLOG = 4096
+"""Large enough that thousands of clients connecting at once are not dropped and retried."""
+
+# Binding a local address resolves at most /etc/hosts: the plain call is fast, and a patched
+# one would try to switch greenlets inside the hub.
+_getaddrinfo: Callable[..., Any] = monkey.get_original("socket", "getaddrinfo")
+
+
+def bind_listener(host: str, port: int, path: str) -> socket.socket:
+    """Bind and listen on ``host``:``port`` or, when ``path`` is set, on that Unix path.
+
+    Returns:
+        A non-blocking listening socket.
+    Raises:
+        OSError: If binding fails (its ``strerror`` is the reason to log).
+    """
+    sock = _bind_unix(path) if path else _bind_tcp(host, port)
+    try:
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_tcp(host: str, port: int) -> socket.socket:
+    infos = _getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    family, _, _, _, addr = infos[0]
+    sock = os_socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_unix(path: str) -> socket.socket:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None:
+        if not stat.S_ISSOCK(mode):
+            raise OSError(0, f"a file that is not a socket exists at {path!r}")
+        probe = os_socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # stale: nobody accepts on it
+        else:
+            raise OSError(0, "Address already in use")
+        finally:
+            probe.close()
+    sock = os_socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        # Nobody can connect before listen(), so there is no window at a wider mode.
+        os.chmod(path, 0o600)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def accept_forever(
+    listener: socket.socket,
+    still_listening: Callable[[], bool],
+    on_accept: Callable[[socket.socket], None],
+) -> None:
+    """Accept connections (non-blocking, TCP_NODELAY) and hand each to ``on_accept``.
+
+    Runs in a greenlet on the loop until the listener closes or ``still_listening()`` fails.
+    """
+    hub = gevent.get_hub()
+    watcher = hub.loop.io(listener.fileno(), 1)
+    unix = listener.family == getattr(socket, "AF_UNIX", None)
+    try:
+        while still_listening():
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                hub.wait(watcher)
+                continue
+            except OSError as exc:
+                if still_listening():
+                    log.error("Unable to accept a connection: %s", exc)
+                return
+            conn.setblocking(False)
+            if not unix:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            on_accept(conn)
+    except Closed:
+        pass
+    finally:
+        watcher.close()
