@@ -25,11 +25,14 @@ class CallbackError(HSocketError):
 
     Attributes:
         where: Which callback raised, in the original's words (``"hs.socket:read callback"``).
+        reported: True once it was raised to the caller (``check()``) or failed a test, so it
+            is not reported twice.
     """
 
     def __init__(self, where: str, exc: BaseException) -> None:
         super().__init__(f"{where} raised {type(exc).__name__}: {exc}")
         self.where = where
+        self.reported = False
         self.__cause__ = exc
 
 

@@ -17,6 +17,10 @@ Delimiter = Union[int, bytes, str, "re.Pattern[bytes]"]
 
 _Matcher = Union[int, bytes, "re.Pattern[bytes]"]
 
+AVAILABLE = 0
+"""An internal matcher: whatever is buffered, at least one byte (GCDAsyncSocket's third read
+kind, used by the scripted mock server). ``make_request`` never builds it from user input."""
+
 
 class ReadRequest:
     """One queued read: what completes it, the tag handed back, and its timeout.
@@ -37,7 +41,9 @@ class ReadRequest:
     def describe(self) -> str:
         """Say what the read waits for, for messages: ``"5 bytes"`` or ``"b'\\r\\n'"``."""
         if isinstance(self.matcher, int):
-            return f"{self.matcher} bytes"
+            if self.matcher == AVAILABLE:
+                return "any bytes"
+            return f"{self.matcher} byte{'' if self.matcher == 1 else 's'}"
         if isinstance(self.matcher, bytes):
             return repr(self.matcher)
         return f"re.compile({self.matcher.pattern!r})"
@@ -191,9 +197,9 @@ class ReadQueue:
             request = requests[0]
             matcher = request.matcher
             if isinstance(matcher, int):
-                if len(buf) < matcher:
+                if len(buf) < matcher or not buf:
                     break
-                end = matcher
+                end = matcher or len(buf)
             elif isinstance(matcher, bytes):
                 found = buf.find(matcher, self._scan_from)
                 if found < 0:

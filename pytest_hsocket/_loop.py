@@ -193,7 +193,11 @@ class SocketLoop:
         return gevent.spawn(fn, *args)
 
     def add_error_sink(self, sink: Callable[[CallbackError], None]) -> None:
-        """Register ``sink(error)``, called (on the loop) for every callback error."""
+        """Register ``sink(error)``, called (on the loop) for callback errors from now on.
+
+        Sinks nest: only the one registered last is told, as a test run inside a test run
+        (pytester) must not fail the outer test.
+        """
         self._error_sinks.append(sink)
 
     def remove_error_sink(self, sink: Callable[[CallbackError], None]) -> None:
@@ -202,12 +206,12 @@ class SocketLoop:
             self._error_sinks.remove(sink)
 
     def report_callback_error(self, error: CallbackError) -> None:
-        """Hand a callback error to every registered sink."""
-        for sink in list(self._error_sinks):
+        """Hand a callback error to the sink registered last (the innermost test run)."""
+        if self._error_sinks:
             try:
-                sink(error)
+                self._error_sinks[-1](error)
             except Exception:  # pragma: no cover
-                log.exception("error sink %r raised", sink)
+                log.exception("error sink %r raised", self._error_sinks[-1])
 
 
 class CallbackQueue:

@@ -11,10 +11,12 @@ Every method here runs on the loop thread.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import socket
+import struct
 import weakref
 from collections import deque
 from typing import Any, Callable, Optional, Protocol
@@ -103,6 +105,7 @@ class Stream:
         self._writes: deque[list[Any]] = deque()
         self._timer: Any = None
         self._timed: Optional[ReadRequest] = None
+        self._close_when_flushed = False
 
     # -- connecting -------------------------------------------------------------------------
 
@@ -244,6 +247,34 @@ class Stream:
         finally:
             view.release()
 
+    def pull_now(self) -> int:
+        """Read at once whatever the kernel holds (without waiting); return the byte count.
+
+        Used to settle a conversation before it is checked: bytes a peer sent just before it
+        closed are processed, not dropped.
+        """
+        sock = self.sock
+        if self.closed or sock is None or self.eof:
+            return 0
+        total = 0
+        while not self.closed:
+            try:
+                data = sock.recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self.close(_reason_of(exc), error=True)
+                break
+            if not data:
+                self.eof = True
+                self._check_eof()
+                break
+            total += len(data)
+            done = self.queue.feed(data)
+            if done:
+                self._deliver(done)
+        return total
+
     def _deliver(self, done: list[Completed]) -> None:
         owner = self._owner_ref()
         if owner is not None:
@@ -336,6 +367,8 @@ class Stream:
                 self.close(_reason_of(exc), error=True)
             return
         self._writer = None
+        if self._close_when_flushed:
+            self.finish()
 
     def _send_all(self, sock: socket.socket, item: list[Any]) -> None:
         data: memoryview = item[0]
@@ -356,6 +389,24 @@ class Stream:
         return sum(item[0].nbytes for item in self._writes)
 
     # -- closing ----------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Close gracefully once every queued write is in the kernel (FIN after the data)."""
+        if self.closed:
+            return
+        if self._writes or self.sock is None:
+            self._close_when_flushed = True
+            return
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+        self.close(LOCAL_CLOSE)
+
+    def reset(self) -> None:
+        """Abort the connection: the peer sees a TCP RST (``Connection reset by peer``)."""
+        if self.sock is not None and not self.closed:
+            with contextlib.suppress(OSError):
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close(LOCAL_CLOSE)
 
     def close(self, reason: str = LOCAL_CLOSE, error: bool = False) -> None:
         """Close the connection, drop queued reads and writes, and tell the owner why.

@@ -78,6 +78,7 @@ class Socket:
             (``"Socket closed by remote peer"``, ``"Read operation timed out"``, ``"(null)"``
             for a local ``disconnect()``), or ``""``.
         unread: Bytes received but never delivered when the socket last disconnected.
+        lost_reads: The reads still queued when it last disconnected (never delivered).
         parent: For a connection accepted by a server, that server; else ``None``.
     """
 
@@ -101,7 +102,9 @@ class Socket:
         self.callback_errors: list[CallbackError] = []
         self.last_disconnect_reason = ""
         self.unread = b""
+        self.lost_reads: list[ReadRequest] = []
         self._tap: Optional[Tap] = None
+        self._client_tap: Optional[Callable[[Socket], Optional[Tap]]] = None
         self._secure = False
 
     # -- configuration -----------------------------------------------------------------------
@@ -318,7 +321,7 @@ class Socket:
 
     def _accepted(self, conn: socket.socket) -> None:
         client = Socket(self._callback, _parent=self)
-        client._tap = self._tap
+        client._tap = self._tap if self._client_tap is None else self._client_tap(client)
         client._stream = Stream(client)
         self._clients.append(client)
         log.debug("TCP client connected")
@@ -474,6 +477,8 @@ class Socket:
             CallbackError: With the callback's exception as ``__cause__``.
         """
         if self.callback_errors:
+            for error in self.callback_errors:
+                error.reported = True
             raise self.callback_errors[0]
 
     def __enter__(self) -> Socket:
@@ -552,6 +557,7 @@ class Socket:
         was_connecting = self._mode == _CONNECTING
         self.last_disconnect_reason = reason
         self.unread = unread
+        self.lost_reads = lost
         self._secure = False
         detail = ""
         if unread or (lost and reason == PEER_CLOSED):

@@ -10,6 +10,8 @@ import pytest
 
 import pytest_hsocket as hsocket
 
+pytest_plugins = ["pytester"]
+
 WAIT = 5.0
 
 

@@ -189,3 +189,12 @@ def test_reads_partition_the_stream_without_loss(
             assert isinstance(delimiter, bytes)
             assert completed.data.endswith(delimiter)
             assert delimiter not in completed.data[:-1]
+
+
+def test_available_read_takes_whatever_is_buffered() -> None:
+    queue = ReadQueue()
+    queue.push(ReadRequest(0, 1))
+    assert queue.feed(b"") == []
+    assert queue.feed(b"some") == [Completed(b"some", 1)]
+    queue.feed(b"more")
+    assert queue.push(ReadRequest(0, 2)) == [Completed(b"more", 2)]

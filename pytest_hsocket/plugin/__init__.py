@@ -1,1 +1,55 @@
-"""The pytest11 entry point: fixtures and hooks of pytest-hsocket (filled in by the plugin)."""
+"""The pytest11 entry point of pytest-hsocket: fixtures, options and report hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from .._mockserver import MockServer
+from .assertions import pytest_assertrepr_compare
+from .fixtures import (
+    TRANSCRIPT_SOURCES,
+    _hsock_callback_errors,
+    hsock_client,
+    hsock_server,
+    hsock_server_factory,
+    hsock_timeout,
+    hsock_unix_server,
+)
+from .options import pytest_addoption, pytest_configure, show_transcripts
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """Add each connection's transcript to the report of a failed test."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed or not show_transcripts(item):
+        return
+    sources = item.stash.get(TRANSCRIPT_SOURCES, [])
+    texts = []
+    for source in sources:
+        if isinstance(source, MockServer):
+            texts += [t.render() for t in source.transcripts]
+        else:
+            texts.append(source.transcript.render())
+    if texts:
+        report.sections.append((f"hsocket transcripts ({call.when})", "\n\n".join(texts)))
+
+
+__all__ = [
+    "_hsock_callback_errors",
+    "hsock_client",
+    "hsock_server",
+    "hsock_server_factory",
+    "hsock_timeout",
+    "hsock_unix_server",
+    "pytest_addoption",
+    "pytest_assertrepr_compare",
+    "pytest_configure",
+    "pytest_runtest_makereport",
+]

@@ -1,0 +1,315 @@
+"""The scriptable mock server: an ``hsocket.server`` that plays a script per connection."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Optional, Union
+
+import gevent
+
+from ._errors import HSocketError
+from ._framing import AVAILABLE, ReadRequest
+from ._script import Action, Conversation, MatchSpec, Rule, Script
+from ._sync import Gate
+from ._tcp import ReadCallback, Socket, Tap
+from ._transcript import Transcript, show
+
+
+class ExpectationError(HSocketError, AssertionError):
+    """A mock server's script was not followed: unmet rules, unexpected data, or errors."""
+
+
+class _Connection:
+    __slots__ = ("client", "conversation", "index", "transcript")
+
+    def __init__(self, index: int, client: Socket, transcript: Transcript) -> None:
+        self.index = index
+        self.client = client
+        self.transcript = transcript
+        self.conversation: Optional[Conversation] = None
+
+
+class MockServer(Socket):
+    """A listening hs.socket server that answers clients from a script.
+
+    Script it with ``expect(...)`` rules (``respond``, ``delay``, ``close``, ``reset``,
+    ``start_tls``) and ``greet(...)``; each connection plays the script from its start, on
+    its own. ``connection(n)`` gives the n-th connection (1-based) a script of its own, e.g.
+    to fail the first attempt of a client that retries. Or drive it as an hs.socket server:
+    ``set_callback`` switches the script off.
+
+    Attributes:
+        name: How messages name it.
+        script: The script every connection plays unless ``connection(n)`` says otherwise.
+    """
+
+    __test__ = False
+
+    def __init__(self, *, name: str = "hsock_server", wait_timeout: float = 5.0) -> None:
+        super().__init__(self._on_data)
+        self.name = name
+        self.wait_timeout = wait_timeout
+        self.script = Script()
+        self._scripts: dict[int, Script] = {}
+        self._connections: list[_Connection] = []
+        self._by_client: dict[Socket, _Connection] = {}
+        self._driven_by_user = False
+        self._where = ""
+        self._client_tap = self._new_connection
+        self.on_connect(self._begin)
+
+    @classmethod
+    def start(
+        cls,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        path: Optional[str] = None,
+        name: str = "hsock_server",
+        wait_timeout: float = 5.0,
+    ) -> MockServer:
+        """Create a mock server listening on ``host``:``port`` or the Unix socket ``path``.
+
+        Args:
+            port: The port; 0 lets the OS pick.
+            host: The address to bind.
+            path: A Unix socket path instead of a port.
+            name: How messages and transcripts name it.
+            wait_timeout: The longest ``close()`` waits for data already sent to be processed.
+        Raises:
+            HSocketError: If it cannot listen (the reason is in the message).
+        """
+        server = cls(name=name, wait_timeout=wait_timeout)
+        if server.listen(path if path is not None else port, host=host) is None:
+            raise HSocketError(f"{name} could not listen on {path or f'{host}:{port}'}")
+        server._where = server.url
+        return server
+
+    # -- where it listens -------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """The host it listens on (``""`` for a Unix socket)."""
+        return str(self.info()["localHost"])
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (0 for a Unix socket)."""
+        port = self.info()["localPort"]
+        return port if isinstance(port, int) else 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)``, ready for ``socket.create_connection``."""
+        return (self.host, self.port)
+
+    @property
+    def path(self) -> str:
+        """The Unix socket path, or ``""``."""
+        return str(self.info()["unixSocketPath"])
+
+    @property
+    def url(self) -> str:
+        """``host:port`` with an IPv6 host in brackets, or the Unix path."""
+        if not self.is_server and self._where:
+            return self._where
+        if self.path:
+            return self.path
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    # -- scripting --------------------------------------------------------------------------
+
+    def expect(self, match: MatchSpec, *, times: Optional[int] = 1, ordered: bool = True) -> Rule:
+        """Add a rule to the script every connection plays; see ``Script.expect``.
+
+        Returns:
+            The rule, to chain ``respond(...)``, ``delay(...)``, ``close()``... onto.
+        """
+        return self.script.expect(match, times=times, ordered=ordered)
+
+    def greet(self, data: Union[bytes, str]) -> MockServer:
+        """Send ``data`` to each client as soon as it connects (server-speaks-first protocols).
+
+        Returns:
+            This server.
+        """
+        self.script.greet(data)
+        return self
+
+    def connection(self, number: int) -> Script:
+        """Return the script of the ``number``-th connection (1-based), created empty.
+
+        Raises:
+            ValueError: If ``number`` is not a positive int.
+        """
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise ValueError(f"connection() number must be a positive int, not {number!r}")
+        return self._scripts.setdefault(number, Script())
+
+    def set_callback(self, fn: Optional[ReadCallback] = None) -> MockServer:
+        """Drive the server hs.socket-style: ``fn(data, tag[, client])``; ``None`` = the script.
+
+        Returns:
+            This server.
+        """
+        self._driven_by_user = fn is not None
+        super().set_callback(fn if fn is not None else self._on_data)
+        return self
+
+    setCallback = set_callback
+
+    @property
+    def transcripts(self) -> list[Transcript]:
+        """The transcript of every connection so far, in order."""
+        return [conn.transcript for conn in self._connections]
+
+    # -- playing the script (on the loop) ---------------------------------------------------
+
+    def _new_connection(self, client: Socket) -> Tap:
+        conn = _Connection(
+            len(self._connections) + 1,
+            client,
+            Transcript(f"{self.name} connection {len(self._connections) + 1}"),
+        )
+        conn.transcript.record("connected")
+        self._connections.append(conn)
+        self._by_client[client] = conn
+        return conn.transcript
+
+    def _begin(self, client: Socket) -> None:
+        conn = self._by_client.get(client)
+        if conn is None or self._driven_by_user:
+            return
+        conn.conversation = Conversation(self._scripts.get(conn.index, self.script))
+        self._perform(conn, conn.conversation.start())
+        client._push_read(ReadRequest(AVAILABLE))
+
+    def _on_data(self, data: bytes, tag: int, client: Socket) -> None:
+        conn = self._by_client.get(client)
+        if conn is None or conn.conversation is None:
+            return
+        self._perform(conn, conn.conversation.feed(data))
+        if not conn.conversation.ended:
+            client._push_read(ReadRequest(AVAILABLE))
+
+    def _perform(self, conn: _Connection, actions: list[Action]) -> None:
+        client = conn.client
+        for action in actions:
+            stream = client._stream
+            if action.kind == "matched":
+                conn.transcript.record("matched", note=action.note)
+            elif action.kind == "send":
+                client.write(action.data)
+            elif action.kind == "delay":
+                gevent.sleep(action.seconds)
+            elif stream is None:
+                return
+            elif action.kind == "close":
+                stream.finish()
+            elif action.kind == "reset":
+                stream.reset()
+            elif action.kind == "start_tls":
+                self._server_tls(client)
+
+    def _server_tls(self, client: Socket) -> None:
+        raise HSocketError("start_tls() rules need the TLS support of a later release")
+
+    # -- closing and checking ---------------------------------------------------------------
+
+    def settle(self, timeout: Optional[float] = None) -> None:
+        """Process what clients sent before now: bytes in the kernel, callbacks queued.
+
+        Returns once every connection's queued work is done, or after ``timeout`` seconds
+        (``wait_timeout`` by default), e.g. when a ``delay`` step is still sleeping.
+        """
+        limit = self.wait_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            pulled, gates = self._loop.run_sync(self._pull_and_mark)
+            for gate in gates:
+                if not gate.wait(max(deadline - time.monotonic(), 0.0)):
+                    return
+            if not pulled:
+                return
+
+    def _pull_and_mark(self) -> tuple[int, list[Gate]]:
+        pulled = 0
+        gates = []
+        for conn in self._connections:
+            stream = conn.client._stream
+            if stream is not None:
+                pulled += stream.pull_now()
+            gate = Gate()
+            conn.client._callbacks.post("settle", gate.open)
+            gates.append(gate)
+        return pulled, gates
+
+    def close(self) -> None:
+        """Process what clients already sent (see ``settle``), then disconnect everyone."""
+        if self.is_server:
+            self.settle()
+        self.disconnect()
+
+    def problems(self) -> list[str]:
+        """Return one line per problem: unmet rules, unexpected data, callback errors."""
+        lines: list[str] = []
+        played = [c for c in self._connections if c.conversation is not None]
+        default_started = any(
+            c.conversation.started
+            for c in played
+            if c.index not in self._scripts and c.conversation
+        )
+        for conn in played:
+            conv = conn.conversation
+            assert conv is not None
+            own = conn.index in self._scripts
+            where = f"connection {conn.index}"
+            if own or conv.started:
+                lines += [f"{where}: unmet {line}" for line in conv.unmet()]
+            lines += [f"{where}: unexpected data {note}" for note in conv.unexpected]
+            if conv.leftover():
+                lines.append(
+                    f"{where}: unexpected data {show(conv.leftover(), 64)[0]} (incomplete)"
+                )
+            lines += [f"{where}: respond() raised {type(e).__name__}: {e}" for e in conv.errors]
+        if not default_started and not self._driven_by_user:
+            required = [r for r in self.script.rules if r.times is not None]
+            if required:
+                reason = "no client connected" if not played else "no client sent anything"
+                lines += [f"{reason}: unmet {r!r}" for r in required]
+        seen = {c.index for c in self._connections}
+        for number in sorted(self._scripts):
+            if number not in seen and any(r.times is not None for r in self._scripts[number].rules):
+                lines.append(f"connection {number} never happened: its script is unmet")
+        lines += [f"callback error: {error}" for error in self.callback_errors]
+        return lines
+
+    def check(self, transcripts: bool = True) -> None:
+        """Fail if the script was not followed.
+
+        Args:
+            transcripts: Whether the message ends with each connection's transcript.
+        Raises:
+            ExpectationError: Listing every problem (then the transcripts).
+        """
+        problems = self.problems()
+        if problems:
+            lines = [f"{self.name} ({self.url}): {len(problems)} problem(s)"]
+            lines += [f"  - {line}" for line in problems]
+            if transcripts:
+                lines += [t.render() for t in self.transcripts]
+            raise ExpectationError("\n".join(lines))
+
+    def __repr__(self) -> str:
+        return f"<MockServer {self.name} {self.url}{'' if self.is_server else ' (closed)'}>"
+
+
+def unix_socket_dir() -> str:
+    """Return a new private folder (mode 0700) for a Unix socket file."""
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="hsock-")
+    os.chmod(path, 0o700)
+    return path

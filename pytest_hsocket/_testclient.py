@@ -1,0 +1,281 @@
+"""The blocking-friendly test client: an hs.socket client with ``expect`` and ``wait``."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Any, Optional, Union
+
+from ._errors import ConnectionClosed, InvalidThreadUseError, ReadTimeout
+from ._framing import ReadRequest, make_request
+from ._loop import _allocate_lock
+from ._stream import PEER_CLOSED
+from ._sync import Gate
+from ._tcp import ReadCallback, ReadDelimiter, Socket
+from ._transcript import Transcript
+
+
+class TaggedBytes(bytes):
+    """Bytes from a completed read that remember their tag (and the connection's transcript).
+
+    Compares and hashes as plain bytes; failed comparisons in pytest show the tag, a diff and
+    the transcript.
+    """
+
+    tag: int
+    transcript: Optional[Transcript]
+
+    def __new__(
+        cls, data: bytes, tag: int = -1, transcript: Optional[Transcript] = None
+    ) -> TaggedBytes:
+        obj = super().__new__(cls, data)
+        obj.tag = tag
+        obj.transcript = transcript
+        return obj
+
+
+class _Ticket:
+    __slots__ = ("abandoned", "data", "gate", "request")
+
+    def __init__(self, request: ReadRequest) -> None:
+        self.request = request
+        self.gate = Gate()
+        self.data: Optional[TaggedBytes] = None
+        self.abandoned = False
+
+
+class TestClient(Socket):
+    """A connected hs.socket client with blocking helpers for tests.
+
+    Build it with :meth:`open`. Reads queued with ``expect`` are waited for at once; reads
+    queued with ``read`` land in an inbox that ``wait`` takes from (unless a callback is set,
+    which then receives them as in hs.socket).
+
+    Attributes:
+        wait_timeout: Default seconds ``expect``/``wait`` wait.
+        transcript: Everything this connection sent and received.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, *, wait_timeout: float = 5.0, name: str = "hsock_client") -> None:
+        super().__init__(self._on_read)
+        self.wait_timeout = wait_timeout
+        self.transcript = Transcript(name)
+        self._tap = self.transcript
+        self._tickets: deque[Optional[_Ticket]] = deque()
+        self._inbox: list[TaggedBytes] = []
+        self._lock: Any = _allocate_lock()
+        self._changed = Gate()
+        self._user_callback: Optional[ReadCallback] = None
+        self.on_disconnect(self._disconnected)
+
+    @classmethod
+    def open(
+        cls,
+        host: str,
+        port: Optional[int] = None,
+        *,
+        wait_timeout: float = 5.0,
+        name: Optional[str] = None,
+    ) -> TestClient:
+        """Connect to ``host``:``port`` (or the Unix path ``host``) and wait until connected.
+
+        Raises:
+            ConnectionError: If the connection fails or does not complete in ``wait_timeout``.
+        """
+        where = host if port is None else f"{host}:{port}"
+        client = cls(wait_timeout=wait_timeout, name=name or f"hsock_client to {where}")
+        connected = Gate()
+        client.on_disconnect(lambda reason: connected.open())
+        started = (
+            client.connect(host, connected.open)
+            if port is None
+            else client.connect(host, port, connected.open)
+        )
+        if started is None:
+            raise ConnectionError(f"could not connect to {where}")
+        if not connected.wait(wait_timeout):
+            client.disconnect()
+            raise ConnectionError(f"could not connect to {where} within {wait_timeout} s")
+        if not client.connected():
+            raise ConnectionError(f"could not connect to {where}: {client.last_disconnect_reason}")
+        return client
+
+    def set_callback(self, fn: Optional[ReadCallback] = None) -> TestClient:
+        """Send reads queued with ``read`` to ``fn(data, tag)`` instead of the inbox.
+
+        Returns:
+            This client.
+        """
+        super().set_callback(self._on_read)
+        self._user_callback = fn
+        return self
+
+    setCallback = set_callback
+
+    def _push_read(self, request: ReadRequest) -> None:
+        # Socket.read() ends here on the loop: reads it queues land in the inbox.
+        self._push_ticket(request, None)
+
+    def _push_ticket(self, request: ReadRequest, ticket: Optional[_Ticket]) -> None:
+        stream = self._stream
+        if stream is None or stream.closed:
+            if ticket is not None:
+                ticket.gate.open()
+            return
+        self._tickets.append(ticket)
+        stream.push_read(request)
+
+    def _on_read(self, data: bytes, tag: int) -> None:
+        tagged = TaggedBytes(data, tag, self.transcript)
+        ticket = self._tickets.popleft() if self._tickets else None
+        with self._lock:
+            if ticket is not None and not ticket.abandoned:
+                ticket.data = tagged
+                ticket.gate.open()
+                return
+        if self._user_callback is not None:
+            self._user_callback(data, tag)
+            return
+        with self._lock:
+            self._inbox.append(tagged)
+            changed, self._changed = self._changed, Gate()
+        changed.open()
+
+    def _disconnected(self, reason: str) -> None:
+        tickets = list(self._tickets)
+        self._tickets.clear()
+        for ticket in tickets:
+            if ticket is not None:
+                ticket.gate.open()
+        with self._lock:
+            changed, self._changed = self._changed, Gate()
+        changed.open()
+
+    def _refuse_on_loop(self, what: str) -> None:
+        if self._loop.on_thread():
+            raise InvalidThreadUseError(
+                f"{what}() blocks; call it from the test, not from a socket callback"
+            )
+
+    def expect(
+        self, delimiter: ReadDelimiter, tag: int = -1, timeout: Optional[float] = None
+    ) -> TaggedBytes:
+        """Queue a read and wait for its data.
+
+        Args:
+            delimiter: As ``read``: a byte count, or bytes/str/regex to read up to and including.
+            tag: The read's tag, carried by the result.
+            timeout: Seconds to wait; ``wait_timeout`` by default.
+        Returns:
+            The data, as bytes carrying ``.tag``.
+        Raises:
+            ReadTimeout: If it does not complete in time (the message shows what is buffered).
+            ConnectionClosed: If the connection closes first (the message shows unread bytes).
+            CallbackError: If a callback of this client raised.
+            InvalidThreadUseError: If called on the socket loop.
+        """
+        self._refuse_on_loop("expect")
+        self.check()
+        request = make_request(delimiter, tag, self._timeout)
+        ticket = _Ticket(request)
+        if self._stream is None:
+            raise self._closed_error(request)
+        self._loop.call(self._push_ticket, request, ticket)
+        limit = self.wait_timeout if timeout is None else timeout
+        arrived = ticket.gate.wait(limit)
+        with self._lock:
+            if not arrived and not ticket.gate.is_open:
+                ticket.abandoned = True
+        self.check()
+        if ticket.data is not None:
+            return ticket.data
+        if ticket.abandoned:
+            raise ReadTimeout(
+                f"no data for read to {request.describe()} (tag {tag}) within {limit} s; "
+                f"{self._buffered_text()}\n{self.transcript.render()}"
+            )
+        raise self._closed_error(request)
+
+    def wait(self, tag: Optional[int] = None, timeout: Optional[float] = None) -> TaggedBytes:
+        """Wait for the next completed read (queued with ``read``) with ``tag`` (any if None).
+
+        Returns:
+            The data, as bytes carrying ``.tag``; it is taken out of the inbox.
+        Raises:
+            ReadTimeout: If none arrives in time.
+            ConnectionClosed: If the connection closes with none left to take.
+            InvalidThreadUseError: If called on the socket loop.
+        """
+        self._refuse_on_loop("wait")
+        limit = self.wait_timeout if timeout is None else timeout
+        deadline = _monotonic() + limit
+        while True:
+            self.check()
+            with self._lock:
+                for index, item in enumerate(self._inbox):
+                    if tag is None or item.tag == tag:
+                        return self._inbox.pop(index)
+                gate = self._changed
+            if self._stream is None:
+                raise self._closed_error(None, tag)
+            remaining = deadline - _monotonic()
+            if remaining <= 0 or not gate.wait(remaining):
+                what = "any tag" if tag is None else f"tag {tag}"
+                raise ReadTimeout(
+                    f"no completed read with {what} within {limit} s; "
+                    f"{self._buffered_text()}\n{self.transcript.render()}"
+                )
+
+    def _buffered_text(self) -> str:
+        stream = self._stream
+        if stream is None:
+            return "the connection is closed"
+        try:
+            unread = self._loop.run_sync(stream.queue.unread, timeout=2.0)
+        except Exception:
+            unread = b""
+        return f"{len(unread)} bytes buffered: {unread[:64]!r}"
+
+    def _closed_error(
+        self, request: Optional[ReadRequest], tag: Optional[int] = None
+    ) -> ConnectionClosed:
+        reason = self.last_disconnect_reason or "never connected"
+        unread = self.unread
+        lost = self.lost_reads[0] if self.lost_reads else request
+        if lost is not None:
+            reading = f"while reading to {lost.describe()}, tag {lost.tag}"
+        else:
+            reading = f"while waiting for {'any tag' if tag is None else f'tag {tag}'}"
+        if reason == PEER_CLOSED:
+            message = f"peer closed after {unread!r} {reading}"
+        else:
+            message = f"connection closed ({reason}) {reading}; unread: {unread!r}"
+        return ConnectionClosed(f"{message}\n{self.transcript.render()}", reason, unread)
+
+
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def open_client(
+    target: Union[str, Any], port: Optional[int] = None, *, wait_timeout: float = 5.0
+) -> TestClient:
+    """Open a :class:`TestClient` to ``(host, port)``, a Unix path, or a server with ``.address``.
+
+    Raises:
+        ConnectionError: If the connection fails.
+        TypeError: If ``target`` is none of those.
+    """
+    if isinstance(target, (str, os.PathLike)):
+        return TestClient.open(os.fspath(target), port, wait_timeout=wait_timeout)
+    path = getattr(target, "path", None)
+    if path:
+        return TestClient.open(path, wait_timeout=wait_timeout)
+    address = getattr(target, "address", None)
+    if isinstance(address, tuple) and len(address) >= 2:
+        return TestClient.open(address[0], address[1], wait_timeout=wait_timeout)
+    raise TypeError(f"connect to (host, port), a Unix path or a server, not {target!r}")

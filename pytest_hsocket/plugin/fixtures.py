@@ -1,0 +1,157 @@
+"""The fixtures: thin layers over ``pytest_hsocket.testing``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any, Optional, Protocol, Union
+
+import pytest
+
+from .._errors import CallbackError
+from .._loop import get_loop
+from .._mockserver import ExpectationError, MockServer, unix_socket_dir
+from .._testclient import TestClient, open_client
+from .options import show_transcripts, wait_timeout
+
+TRANSCRIPT_SOURCES = pytest.StashKey[list[Any]]()
+"""Per test: the servers and clients whose transcripts a failure report shows."""
+
+
+class ServerFactory(Protocol):
+    """``hsock_server_factory(...)``: start another mock server for this test."""
+
+    def __call__(
+        self,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        unix: bool = False,
+        name: Optional[str] = None,
+    ) -> MockServer: ...
+
+
+class ClientFactory(Protocol):
+    """``hsock_client(server)``, ``hsock_client(host, port)`` or ``hsock_client(path)``."""
+
+    def __call__(
+        self, target: Union[str, MockServer, Any], port: Optional[int] = None
+    ) -> TestClient: ...
+
+
+def _sources(request: pytest.FixtureRequest) -> list[Any]:
+    sources: list[Any] = request.node.stash.setdefault(TRANSCRIPT_SOURCES, [])
+    return sources
+
+
+@pytest.fixture
+def hsock_timeout(request: pytest.FixtureRequest) -> float:
+    """Seconds a helper waits before failing: ``@pytest.mark.hsocket(timeout=)``,
+    ``--hsock-timeout``, ini ``hsock_timeout``, else 5."""
+    return wait_timeout(request.node)
+
+
+@pytest.fixture
+def hsock_server_factory(
+    request: pytest.FixtureRequest, hsock_timeout: float
+) -> Iterator[ServerFactory]:
+    """Start mock servers (TCP or Unix); each is closed and checked at teardown."""
+    servers: list[MockServer] = []
+    folders: list[str] = []
+
+    def make(
+        port: int = 0, *, host: str = "127.0.0.1", unix: bool = False, name: Optional[str] = None
+    ) -> MockServer:
+        label = name or ("hsock_server" if not servers else f"hsock_server #{len(servers) + 1}")
+        path = None
+        if unix:
+            folders.append(unix_socket_dir())
+            path = os.path.join(folders[-1], "server.sock")
+        server = MockServer.start(
+            port, host=host, path=path, name=label, wait_timeout=hsock_timeout
+        )
+        servers.append(server)
+        _sources(request).append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    # With the report's transcript section on, the message need not repeat them.
+    failures = [str(exc) for exc in _check_all(servers, not show_transcripts(request.node))]
+    if failures:
+        pytest.fail("\n\n".join(failures), pytrace=False)
+
+
+def _check_all(servers: list[MockServer], transcripts: bool) -> list[ExpectationError]:
+    found = []
+    for server in servers:
+        try:
+            server.check(transcripts)
+        except ExpectationError as exc:
+            found.append(exc)
+        for error in server.callback_errors:
+            error.reported = True
+    return found
+
+
+@pytest.fixture
+def hsock_server(hsock_server_factory: ServerFactory) -> MockServer:
+    """A started mock TCP server on 127.0.0.1 and an OS-chosen port (``.host``, ``.port``,
+    ``.address``); closed at teardown, which fails on unmet rules or unexpected data."""
+    return hsock_server_factory()
+
+
+@pytest.fixture
+def hsock_unix_server(hsock_server_factory: ServerFactory) -> MockServer:
+    """A mock server on a Unix socket in a private folder (``.path``)."""
+    return hsock_server_factory(unix=True, name="hsock_unix_server")
+
+
+@pytest.fixture
+def hsock_client(request: pytest.FixtureRequest, hsock_timeout: float) -> Iterator[ClientFactory]:
+    """Open connected test clients: ``hsock_client(server)`` or ``hsock_client(host, port)``.
+
+    Each is an hs.socket client with ``expect`` and ``wait``; closed at teardown.
+    """
+    clients: list[TestClient] = []
+
+    def make(target: Union[str, MockServer, Any], port: Optional[int] = None) -> TestClient:
+        client = open_client(target, port, wait_timeout=hsock_timeout)
+        clients.append(client)
+        _sources(request).append(client)
+        return client
+
+    yield make
+    errors: list[CallbackError] = []
+    for client in clients:
+        client.close()
+        errors += client.callback_errors
+    for error in errors:
+        error.reported = True
+    if errors:
+        pytest.fail("\n".join(f"hsock_client callback raised: {e}" for e in errors), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _hsock_callback_errors() -> Iterator[None]:
+    """Fail the test if a callback of any hs.socket it made raised (and no fixture said so)."""
+    caught: list[CallbackError] = []
+    loop = get_loop()
+    loop.add_error_sink(caught.append)
+    yield
+    loop.remove_error_sink(caught.append)
+    unreported = [e for e in caught if not e.reported]
+    if unreported:
+        details = []
+        for error in unreported:
+            cause = error.__cause__
+            details.append(f"{error}")
+            if cause is not None and cause.__traceback__ is not None:
+                import traceback
+
+                details += traceback.format_tb(cause.__traceback__)
+        pytest.fail("a socket callback raised:\n" + "\n".join(details), pytrace=False)

@@ -1,0 +1,95 @@
+"""Command-line and ini options, and the ``hsocket`` marker."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import pytest
+
+import pytest_hsocket
+
+DEFAULT_TIMEOUT = 5.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register the ``hsocket`` option group and its ini twins."""
+    group = parser.getgroup("hsocket", "pytest-hsocket (mock servers and clients over sockets)")
+    group.addoption(
+        "--hsock-timeout",
+        type=float,
+        default=None,
+        help=f"seconds a helper waits for data before failing (default {DEFAULT_TIMEOUT})",
+    )
+    group.addoption(
+        "--hsock-log-level",
+        default=None,
+        help="level of the pytest_hsocket logger: debug, info, warning or error",
+    )
+    group.addoption(
+        "--hsock-no-transcripts",
+        action="store_true",
+        default=None,
+        help="do not add socket transcripts to the report of a failed test",
+    )
+    parser.addini(
+        "hsock_timeout", f"default wait timeout in seconds ({DEFAULT_TIMEOUT})", default=None
+    )
+    parser.addini("hsock_log_level", "level of the pytest_hsocket logger", default=None)
+    parser.addini(
+        "hsock_transcripts", "show socket transcripts for failed tests", type="bool", default=True
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker and apply the log level."""
+    config.addinivalue_line(
+        "markers",
+        "hsocket(timeout=None, transcripts=None): per-test settings of pytest-hsocket's fixtures",
+    )
+    level = config.getoption("--hsock-log-level") or config.getini("hsock_log_level")
+    if level:
+        pytest_hsocket.set_log_level(int(level) if str(level).isdigit() else str(level))
+
+
+def _marker(node: pytest.Item, key: str) -> Optional[Any]:
+    marker = node.get_closest_marker("hsocket")
+    if marker is None:
+        return None
+    unknown = set(marker.kwargs) - {"timeout", "transcripts"}
+    if unknown or marker.args:
+        raise pytest.UsageError(
+            f"@pytest.mark.hsocket takes timeout= and transcripts= only, not {marker!r}"
+        )
+    return marker.kwargs.get(key)
+
+
+def wait_timeout(node: pytest.Item) -> float:
+    """The wait timeout for a test: marker, then command line, then ini, then 5 s.
+
+    Raises:
+        pytest.UsageError: If a value is not a positive number.
+    """
+    value: Any = _marker(node, "timeout")
+    if value is None:
+        value = node.config.getoption("--hsock-timeout")
+    if value is None:
+        value = node.config.getini("hsock_timeout") or DEFAULT_TIMEOUT
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(
+            f"hsock timeout must be a number of seconds, not {value!r}"
+        ) from None
+    if seconds <= 0:
+        raise pytest.UsageError(f"hsock timeout must be positive, not {value!r}")
+    return seconds
+
+
+def show_transcripts(node: pytest.Item) -> bool:
+    """Whether a failed test's report gets the transcripts section."""
+    value = _marker(node, "transcripts")
+    if value is not None:
+        return bool(value)
+    if node.config.getoption("--hsock-no-transcripts"):
+        return False
+    return bool(node.config.getini("hsock_transcripts"))
