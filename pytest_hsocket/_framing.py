@@ -17,6 +17,10 @@ Delimiter = Union[int, bytes, str, "re.Pattern[bytes]"]
 
 _Matcher = Union[int, bytes, "re.Pattern[bytes]"]
 
+BARRIER = -1
+"""An internal matcher that never completes: reads queued behind it wait until it is removed
+with ``pop_barrier`` (used by ``start_tls``, which waits for the reads queued before it)."""
+
 AVAILABLE = 0
 """An internal matcher: whatever is buffered, at least one byte (GCDAsyncSocket's third read
 kind, used by the scripted mock server). ``make_request`` never builds it from user input."""
@@ -43,6 +47,8 @@ class ReadRequest:
         if isinstance(self.matcher, int):
             if self.matcher == AVAILABLE:
                 return "any bytes"
+            if self.matcher == BARRIER:
+                return "the TLS handshake"
             return f"{self.matcher} byte{'' if self.matcher == 1 else 's'}"
         if isinstance(self.matcher, bytes):
             return repr(self.matcher)
@@ -172,6 +178,19 @@ class ReadQueue:
             return self._drain()
         return []
 
+    @property
+    def at_barrier(self) -> bool:
+        """Whether the current read is a barrier (every read before it has completed)."""
+        return bool(self._requests) and self._requests[0].matcher == BARRIER
+
+    def pop_barrier(self) -> list[Completed]:
+        """Remove the barrier at the head; return the reads that then complete from the buffer."""
+        if not self.at_barrier:
+            raise ValueError("pop_barrier() needs a barrier at the head of the queue")
+        self._requests.popleft()
+        self._scan_from = 0
+        return self._drain() if self._buf else []
+
     def take_unread(self) -> bytes:
         """Remove and return every buffered byte (for a hand-over, e.g. to TLS)."""
         data = bytes(self._buf)
@@ -197,7 +216,7 @@ class ReadQueue:
             request = requests[0]
             matcher = request.matcher
             if isinstance(matcher, int):
-                if len(buf) < matcher or not buf:
+                if len(buf) < matcher or not buf or matcher < 0:
                     break
                 end = matcher or len(buf)
             elif isinstance(matcher, bytes):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import ssl
 import time
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import gevent
 
@@ -14,6 +15,9 @@ from ._script import Action, Conversation, MatchSpec, Rule, Script
 from ._sync import Gate
 from ._tcp import ReadCallback, Socket, Tap
 from ._transcript import Transcript, show
+
+ContextSource = Union[ssl.SSLContext, Callable[[], ssl.SSLContext]]
+"""An ``ssl.SSLContext``, or a function that makes one when first needed."""
 
 
 class ExpectationError(HSocketError, AssertionError):
@@ -42,6 +46,8 @@ class MockServer(Socket):
     Attributes:
         name: How messages name it.
         script: The script every connection plays unless ``connection(n)`` says otherwise.
+        tls_context: The server context ``start_tls()`` steps use, or a function making it
+            (the fixtures give one whose certificate ``hsock_ca`` issued).
     """
 
     __test__ = False
@@ -56,6 +62,7 @@ class MockServer(Socket):
         self._by_client: dict[Socket, _Connection] = {}
         self._driven_by_user = False
         self._where = ""
+        self.tls_context: Optional[ContextSource] = None
         self._client_tap = self._new_connection
         self.on_connect(self._begin)
 
@@ -68,6 +75,7 @@ class MockServer(Socket):
         path: Optional[str] = None,
         name: str = "hsock_server",
         wait_timeout: float = 5.0,
+        tls: Optional[ssl.SSLContext] = None,
     ) -> MockServer:
         """Create a mock server listening on ``host``:``port`` or the Unix socket ``path``.
 
@@ -77,6 +85,7 @@ class MockServer(Socket):
             path: A Unix socket path instead of a port.
             name: How messages and transcripts name it.
             wait_timeout: The longest ``close()`` waits for data already sent to be processed.
+            tls: A server context: every connection speaks TLS from its first byte.
         Raises:
             HSocketError: If it cannot listen (the reason is in the message).
         """
@@ -84,6 +93,9 @@ class MockServer(Socket):
         if server.listen(path if path is not None else port, host=host) is None:
             raise HSocketError(f"{name} could not listen on {path or f'{host}:{port}'}")
         server._where = server.url
+        if tls is not None:
+            server.tls_context = tls
+            server.start_tls(context=tls)
         return server
 
     # -- where it listens -------------------------------------------------------------------
@@ -214,7 +226,15 @@ class MockServer(Socket):
                 self._server_tls(client)
 
     def _server_tls(self, client: Socket) -> None:
-        raise HSocketError("start_tls() rules need the TLS support of a later release")
+        if self.tls_context is None:
+            conn = self._by_client.get(client)
+            if conn is not None and conn.conversation is not None:
+                conn.conversation.errors.append(
+                    HSocketError("a start_tls() step needs the server's tls_context set")
+                )
+            return
+        context = self.tls_context
+        client.start_tls(context=context if isinstance(context, ssl.SSLContext) else context())
 
     # -- closing and checking ---------------------------------------------------------------
 

@@ -16,15 +16,18 @@ import errno
 import logging
 import os
 import socket
+import ssl
 import struct
 import weakref
 from collections import deque
 from typing import Any, Callable, Optional, Protocol
 
 import gevent
+import gevent.event
 from gevent import GreenletExit, monkey
 
-from ._framing import Completed, ReadQueue, ReadRequest
+from ._framing import BARRIER, Completed, ReadQueue, ReadRequest
+from ._tls import TlsSession, describe_error
 
 # After gevent.monkey.patch_all() the socket module makes cooperative sockets that belong to
 # the caller's hub; the loop drives plain non-blocking OS sockets itself.
@@ -45,6 +48,9 @@ LOCAL_CLOSE = "(null)"
 
 WriteCallback = Callable[[int], None]
 
+_TLS_BARRIER: list[Any] = [memoryview(b""), -1, None, -1.0]
+"""The write-queue twin of the read queue's barrier (compared by identity)."""
+
 
 class Closed(GreenletExit):  # type: ignore[misc]
     """Thrown into a connection's greenlets when it closes."""
@@ -56,6 +62,7 @@ class StreamOwner(Protocol):
     def _stream_connected(self, stream: Stream) -> None: ...
     def _stream_read(self, stream: Stream, done: list[Completed]) -> None: ...
     def _stream_written(self, stream: Stream, tag: int, fn: Optional[WriteCallback]) -> None: ...
+    def _stream_secured(self, stream: Stream) -> None: ...
     def _stream_closed(
         self, stream: Stream, reason: str, unread: bytes, lost: list[ReadRequest], error: bool
     ) -> None: ...
@@ -106,6 +113,10 @@ class Stream:
         self._timer: Any = None
         self._timed: Optional[ReadRequest] = None
         self._close_when_flushed = False
+        self._wake: Any = gevent.event.Event()
+        self.tls: Optional[TlsSession] = None
+        self._tls_pending: Optional[tuple[ssl.SSLContext, bool, Optional[str]]] = None
+        self._write_at_barrier = False
 
     # -- connecting -------------------------------------------------------------------------
 
@@ -232,9 +243,16 @@ class Stream:
                     continue
                 if n == 0:
                     self._reader = None
+                    if self.tls is not None:
+                        self.tls.receive_eof()
+                        self._tls_step()
                     self.eof = True
                     self._check_eof()
                     return
+                if self.tls is not None:
+                    self.tls.receive(view[:n])
+                    self._tls_step()
+                    continue
                 done = queue.feed(view[:n])
                 if done:
                     self._deliver(done)
@@ -283,6 +301,8 @@ class Stream:
             self._check_eof()
         else:
             self._arm_read_timer()
+            if self._tls_pending is not None:
+                self._maybe_begin_tls()
 
     def _check_eof(self) -> None:
         # Complete data that arrived before the FIN stays readable; the stream closes once it
@@ -314,7 +334,13 @@ class Stream:
         self, data: memoryview, tag: int, fn: Optional[WriteCallback], timeout: float
     ) -> None:
         """Queue bytes to send; sends inline what the kernel takes at once."""
-        if self.sock is not None and not self._writes and not self.closed:
+        if (
+            self.sock is not None
+            and not self._writes
+            and not self.closed
+            and self.tls is None
+            and self._tls_pending is None
+        ):
             try:
                 sent = self.sock.send(data) if data.nbytes else 0
             except (BlockingIOError, InterruptedError):
@@ -327,8 +353,15 @@ class Stream:
                 return
             data = data[sent:]
         self._writes.append([data, tag, fn, timeout])
-        if self.sock is not None and self._writer is None and not self.closed:
+        self._kick_writer()
+
+    def _kick_writer(self) -> None:
+        if self.sock is None or self.closed:
+            return
+        if self._writer is None:
             self._writer = gevent.spawn(self._write_loop)
+        else:
+            self._wake.set()
 
     def _written(self, tag: int, fn: Optional[WriteCallback]) -> None:
         owner = self._owner_ref()
@@ -336,18 +369,38 @@ class Stream:
             owner._stream_written(self, tag, fn)
 
     def _write_loop(self) -> None:
+        # The only sender: TLS records OpenSSL queued go first, then the next write.
         sock = self.sock
         assert sock is not None
         writes = self._writes
         try:
-            while writes and not self.closed:
+            while not self.closed:
+                tls = self.tls
+                if tls is not None and tls.has_outgoing:
+                    self._send_all(sock, [memoryview(tls.take_outgoing()), -1, None, -1.0])
+                    continue
+                if not writes:
+                    break
                 item = writes[0]
+                if item is _TLS_BARRIER:
+                    writes.popleft()
+                    self._write_at_barrier = True
+                    self._maybe_begin_tls()
+                    continue
+                if self._write_at_barrier or (tls is not None and not tls.handshake_done):
+                    self._wake.clear()
+                    self._wake.wait()  # plaintext waits for the handshake
+                    continue
                 timeout: float = item[3]
                 timer = gevent.Timeout(timeout) if timeout >= 0 else None
                 if timer is not None:
                     timer.start()
                 try:
-                    self._send_all(sock, item)
+                    if tls is not None:
+                        tls.encrypt(item[0])
+                        self._send_all(sock, [memoryview(tls.take_outgoing()), -1, None, -1.0])
+                    else:
+                        self._send_all(sock, item)
                 except gevent.Timeout as exc:
                     if exc is not timer:
                         raise
@@ -388,6 +441,84 @@ class Stream:
         """Bytes queued for sending and not yet handed to the kernel."""
         return sum(item[0].nbytes for item in self._writes)
 
+    # -- TLS --------------------------------------------------------------------------------
+
+    def start_tls(
+        self, context: ssl.SSLContext, server_side: bool, server_hostname: Optional[str]
+    ) -> bool:
+        """Queue a TLS upgrade after the reads and writes queued so far.
+
+        Returns:
+            False if TLS is already on or queued (the call is ignored, as in the original).
+        """
+        if self.tls is not None or self._tls_pending is not None or self.closed:
+            return False
+        self._tls_pending = (context, server_side, server_hostname)
+        self.queue.push(ReadRequest(BARRIER))
+        self._writes.append(_TLS_BARRIER)
+        self._kick_writer()
+        return True
+
+    def _maybe_begin_tls(self) -> None:
+        # TLS begins once both queues reached the barrier: every read and write queued before
+        # start_tls is done.
+        pending = self._tls_pending
+        if (
+            pending is None
+            or not self._write_at_barrier
+            or not self.queue.at_barrier
+            or self.sock is None
+            or self.closed
+        ):
+            return
+        context, server_side, hostname = pending
+        self._tls_pending = None
+        self._write_at_barrier = False
+        try:
+            tls = TlsSession(context, server_side=server_side, server_hostname=hostname)
+        except (ssl.SSLError, ValueError) as exc:
+            self.close(describe_error(exc), error=True)
+            return
+        self.tls = tls
+        # Bytes that came with the plaintext (a ClientHello right behind STARTTLS) are TLS.
+        early = self.queue.take_unread()
+        self.queue.pop_barrier()
+        if early:
+            tls.receive(early)
+        self._tls_step()
+        self._kick_writer()
+
+    def _tls_step(self) -> None:
+        tls = self.tls
+        if tls is None or self.closed:
+            return
+        try:
+            plain, secured, ended = tls.step()
+        except ssl.SSLError as exc:
+            self._send_alert(tls)
+            self.close(describe_error(exc), error=True)
+            return
+        if secured:
+            owner = self._owner_ref()
+            if owner is not None:
+                owner._stream_secured(self)
+            self._wake.set()
+        if tls.has_outgoing:
+            self._kick_writer()
+        if plain:
+            done = self.queue.feed(plain)
+            if done:
+                self._deliver(done)
+        if ended and not self.closed:
+            self.eof = True
+            self._check_eof()
+
+    def _send_alert(self, tls: TlsSession) -> None:
+        # Best effort, without waiting: tell the peer why before closing.
+        if self.sock is not None and tls.has_outgoing:
+            with contextlib.suppress(OSError):
+                self.sock.send(tls.take_outgoing())
+
     # -- closing ----------------------------------------------------------------------------
 
     def finish(self) -> None:
@@ -426,7 +557,9 @@ class Stream:
         if connector is not None and connector is not current:
             connector.kill(Closed, block=False)
         self._writes.clear()
+        self._wake.set()
         lost, unread = self.queue.clear()
+        lost = [r for r in lost if r.matcher != BARRIER]
         sock = self.sock
         if sock is not None:
             self._hub.cancel_waits_close_and_then(

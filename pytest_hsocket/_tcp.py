@@ -13,13 +13,14 @@ import logging
 import os
 import re
 import socket
+import ssl
 import sys
 import warnings
 from typing import Any, Callable, Optional, Union
 
 import gevent
 
-from . import _info
+from . import _info, _tls
 from ._checks import (
     as_bytes,
     check_callable,
@@ -106,6 +107,8 @@ class Socket:
         self._tap: Optional[Tap] = None
         self._client_tap: Optional[Callable[[Socket], Optional[Tap]]] = None
         self._secure = False
+        self._accept_tls: Optional[ssl.SSLContext] = None
+        self._host = ""
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -267,6 +270,7 @@ class Socket:
             self._loop.call(self._start_connect, socket.AF_UNIX, [path])
         else:
             self._unix_path = ""
+            self._host = host
             self._loop.call(self._start_connect, socket.AF_INET, [(host, port)])
         return self
 
@@ -325,6 +329,8 @@ class Socket:
         client._stream = Stream(client)
         self._clients.append(client)
         log.debug("TCP client connected")
+        if self._accept_tls is not None:
+            client._stream.start_tls(self._accept_tls, True, None)
         client._stream.attach(conn)
         for hook in self._on_connect:
             self._callbacks.post("hs.socket:on_connect hook", hook, client)
@@ -419,6 +425,80 @@ class Socket:
         if stream is None or stream.closed:
             return
         stream.push_write(memoryview(data), tag, fn, self._timeout)
+
+    # -- TLS -------------------------------------------------------------------------------
+
+    def start_tls(
+        self,
+        verify: Union[bool, str] = True,
+        peer_name: Optional[str] = None,
+        *,
+        context: Optional[ssl.SSLContext] = None,
+    ) -> Optional[Socket]:
+        """Upgrade the connection to TLS once the reads and writes queued before it are done.
+
+        On a connection you opened this is the client side: by default the peer's chain must be
+        trusted (the system store, or ``context``'s) *and* its certificate must name
+        ``peer_name`` or the host given to ``connect``. On a connection a server accepted it
+        is the server side (STARTTLS), and on a listening socket every client it accepts from
+        now on speaks TLS from its first byte; both need ``context`` with a certificate.
+        If negotiation fails the socket disconnects, with the reason logged.
+
+        Args:
+            verify: False accepts any certificate and name (self-signed peers). A str is taken
+                as ``peer_name``, as in the original's ``startTLS(peerName)``.
+            peer_name: The name the certificate must carry.
+            context: The ``ssl.SSLContext`` to use; a fresh default one otherwise.
+        Returns:
+            This socket, or ``None`` with an ERROR log if it was never connected.
+        Raises:
+            TypeError: If ``verify``, ``peer_name`` or ``context`` has the wrong type.
+            ValueError: If a server side has no ``context``, or a name cannot be checked.
+        """
+        if isinstance(verify, str):
+            peer_name = verify
+            verify = True
+        if not isinstance(verify, bool):
+            raise TypeError(f"start_tls() verify must be a bool or a peer name, not {verify!r}")
+        if peer_name is not None and not isinstance(peer_name, str):
+            raise TypeError(f"start_tls() peer_name must be a str, not {peer_name!r}")
+        if context is not None and not isinstance(context, ssl.SSLContext):
+            raise TypeError(f"start_tls() context must be an ssl.SSLContext, not {context!r}")
+        if self._mode in (_SERVER, _CLIENT):
+            if context is None:
+                raise ValueError(
+                    "start_tls() on a server side needs context= with a certificate, "
+                    "e.g. trustme.CA().issue_cert('localhost').configure_cert(ctx)"
+                )
+            if self._mode == _SERVER:
+                self._accept_tls = context
+                return self
+            self._loop.call(self._push_tls, context, True, None)
+            return self
+        if self._mode == _IDLE:
+            log.error("Unable to start TLS: the socket is not connected; call connect() first")
+            return None
+        if context is None:
+            context = _tls.client_context(verify)
+        name = peer_name or self._host or None
+        if context.check_hostname and not name:
+            raise ValueError(
+                "start_tls() cannot check the certificate's name on a Unix socket: "
+                "pass peer_name=, or verify=False"
+            )
+        self._loop.call(self._push_tls, context, False, name)
+        return self
+
+    startTLS = start_tls
+
+    def _push_tls(self, context: ssl.SSLContext, server_side: bool, name: Optional[str]) -> None:
+        stream = self._stream
+        if (
+            stream is not None
+            and not stream.closed
+            and not stream.start_tls(context, server_side, name)
+        ):
+            log.debug("TLS is already on or queued: start_tls() ignored")
 
     # -- disconnecting -----------------------------------------------------------------------
 
@@ -547,6 +627,13 @@ class Socket:
                 fn.one_done()
             else:
                 self._callbacks.post("hs.socket:write callback", fn, tag)
+
+    def _stream_secured(self, stream: Stream) -> None:
+        self._secure = True
+        log.debug("TCP socket secured")
+        if self._tap is not None:
+            version = stream.tls.version if stream.tls is not None else None
+            self._tap("secured", b"", -1, version or "")
 
     def _stream_closed(
         self, stream: Stream, reason: str, unread: bytes, lost: list[ReadRequest], error: bool

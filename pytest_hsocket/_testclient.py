@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections import deque
 from typing import Any, Optional, Union
 
 from ._errors import ConnectionClosed, InvalidThreadUseError, ReadTimeout
 from ._framing import ReadRequest, make_request
 from ._loop import _allocate_lock
-from ._stream import PEER_CLOSED
+from ._mockserver import ContextSource
+from ._stream import PEER_CLOSED, Stream
 from ._sync import Gate
 from ._tcp import ReadCallback, ReadDelimiter, Socket
 from ._transcript import Transcript
@@ -68,6 +70,8 @@ class TestClient(Socket):
         self._lock: Any = _allocate_lock()
         self._changed = Gate()
         self._user_callback: Optional[ReadCallback] = None
+        self._secured = Gate()
+        self.default_tls_context: Optional[ContextSource] = None
         self.on_disconnect(self._disconnected)
 
     @classmethod
@@ -78,11 +82,20 @@ class TestClient(Socket):
         *,
         wait_timeout: float = 5.0,
         name: Optional[str] = None,
+        tls: Optional[ssl.SSLContext] = None,
+        peer_name: Optional[str] = None,
     ) -> TestClient:
         """Connect to ``host``:``port`` (or the Unix path ``host``) and wait until connected.
 
+        Args:
+            host: Host name or address, or a Unix socket path when ``port`` is None.
+            port: The port.
+            wait_timeout: Seconds to wait for the connection (and the helpers' default).
+            name: The transcript's title.
+            tls: A client context: speak TLS from the first byte, and wait for the handshake.
+            peer_name: The name the server certificate must carry (``host`` by default).
         Raises:
-            ConnectionError: If the connection fails or does not complete in ``wait_timeout``.
+            ConnectionError: If the connection (or the TLS handshake) fails or times out.
         """
         where = host if port is None else f"{host}:{port}"
         client = cls(wait_timeout=wait_timeout, name=name or f"hsock_client to {where}")
@@ -100,7 +113,41 @@ class TestClient(Socket):
             raise ConnectionError(f"could not connect to {where} within {wait_timeout} s")
         if not client.connected():
             raise ConnectionError(f"could not connect to {where}: {client.last_disconnect_reason}")
+        if tls is not None:
+            client.default_tls_context = tls
+            # One gate for both outcomes: secured, or disconnected by a failed negotiation.
+            client.on_disconnect(lambda reason: client._secured.open())
+            client.start_tls(peer_name=peer_name)
+            if not client._secured.wait(wait_timeout):
+                client.disconnect()
+                raise ConnectionError(f"TLS handshake with {where} timed out")
+            if not client.info()["isSecure"]:
+                raise ConnectionError(f"TLS with {where} failed: {client.last_disconnect_reason}")
         return client
+
+    def start_tls(
+        self,
+        verify: Union[bool, str] = True,
+        peer_name: Optional[str] = None,
+        *,
+        context: Optional[ssl.SSLContext] = None,
+    ) -> Optional[TestClient]:
+        """As ``Socket.start_tls``; a verifying call uses ``default_tls_context`` if set
+        (the fixtures set one that trusts ``hsock_ca``).
+
+        Returns:
+            This client, or ``None`` if it is not connected.
+        """
+        source = self.default_tls_context
+        if context is None and verify is not False and source is not None:
+            context = source if isinstance(source, ssl.SSLContext) else source()
+        return self if super().start_tls(verify, peer_name, context=context) else None
+
+    startTLS = start_tls
+
+    def _stream_secured(self, stream: Stream) -> None:
+        super()._stream_secured(stream)
+        self._secured.open()
 
     def set_callback(self, fn: Optional[ReadCallback] = None) -> TestClient:
         """Send reads queued with ``read`` to ``fn(data, tag)`` instead of the inbox.
@@ -262,7 +309,12 @@ def _monotonic() -> float:
 
 
 def open_client(
-    target: Union[str, Any], port: Optional[int] = None, *, wait_timeout: float = 5.0
+    target: Union[str, Any],
+    port: Optional[int] = None,
+    *,
+    wait_timeout: float = 5.0,
+    tls: Optional[ssl.SSLContext] = None,
+    peer_name: Optional[str] = None,
 ) -> TestClient:
     """Open a :class:`TestClient` to ``(host, port)``, a Unix path, or a server with ``.address``.
 
@@ -270,12 +322,15 @@ def open_client(
         ConnectionError: If the connection fails.
         TypeError: If ``target`` is none of those.
     """
+    options: dict[str, Any] = {"wait_timeout": wait_timeout, "tls": tls, "peer_name": peer_name}
     if isinstance(target, (str, os.PathLike)):
-        return TestClient.open(os.fspath(target), port, wait_timeout=wait_timeout)
+        return TestClient.open(os.fspath(target), port, **options)
     path = getattr(target, "path", None)
     if path:
-        return TestClient.open(path, wait_timeout=wait_timeout)
+        if tls is not None and peer_name is None:
+            options["peer_name"] = "localhost"
+        return TestClient.open(path, **options)
     address = getattr(target, "address", None)
     if isinstance(address, tuple) and len(address) >= 2:
-        return TestClient.open(address[0], address[1], wait_timeout=wait_timeout)
+        return TestClient.open(address[0], address[1], **options)
     raise TypeError(f"connect to (host, port), a Unix path or a server, not {target!r}")

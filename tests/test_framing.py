@@ -198,3 +198,18 @@ def test_available_read_takes_whatever_is_buffered() -> None:
     assert queue.feed(b"some") == [Completed(b"some", 1)]
     queue.feed(b"more")
     assert queue.push(ReadRequest(0, 2)) == [Completed(b"more", 2)]
+
+
+def test_barrier_holds_later_reads_until_popped() -> None:
+    from pytest_hsocket._framing import BARRIER
+
+    queue = ReadQueue()
+    queue.push(ReadRequest(b"\n", 1))
+    queue.push(ReadRequest(BARRIER))
+    queue.push(ReadRequest(3, 2))
+    assert queue.feed(b"STARTTLS\nabc") == [Completed(b"STARTTLS\n", 1)]
+    assert queue.at_barrier
+    assert queue.take_unread() == b"abc"
+    queue.feed(b"xyz")
+    assert queue.pop_barrier() == [Completed(b"xyz", 2)]
+    assert not queue.at_barrier

@@ -16,9 +16,11 @@ from .fixtures import (
     hsock_server,
     hsock_server_factory,
     hsock_timeout,
+    hsock_tls_server,
     hsock_unix_server,
 )
 from .options import pytest_addoption, pytest_configure, show_transcripts
+from .tls import hsock_ca, hsock_tls_material
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -43,10 +45,13 @@ def pytest_runtest_makereport(
 
 __all__ = [
     "_hsock_callback_errors",
+    "hsock_ca",
     "hsock_client",
     "hsock_server",
     "hsock_server_factory",
     "hsock_timeout",
+    "hsock_tls_material",
+    "hsock_tls_server",
     "hsock_unix_server",
     "pytest_addoption",
     "pytest_assertrepr_compare",

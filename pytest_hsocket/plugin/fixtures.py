@@ -14,6 +14,7 @@ from .._loop import get_loop
 from .._mockserver import ExpectationError, MockServer, unix_socket_dir
 from .._testclient import TestClient, open_client
 from .options import show_transcripts, wait_timeout
+from .tls import TlsMaterial, client_tls_context, server_tls_context
 
 TRANSCRIPT_SOURCES = pytest.StashKey[list[Any]]()
 """Per test: the servers and clients whose transcripts a failure report shows."""
@@ -29,6 +30,8 @@ class ServerFactory(Protocol):
         host: str = "127.0.0.1",
         unix: bool = False,
         name: Optional[str] = None,
+        tls: bool = False,
+        mutual: bool = False,
     ) -> MockServer: ...
 
 
@@ -36,7 +39,13 @@ class ClientFactory(Protocol):
     """``hsock_client(server)``, ``hsock_client(host, port)`` or ``hsock_client(path)``."""
 
     def __call__(
-        self, target: Union[str, MockServer, Any], port: Optional[int] = None
+        self,
+        target: Union[str, MockServer, Any],
+        port: Optional[int] = None,
+        *,
+        tls: bool = False,
+        client_cert: bool = False,
+        peer_name: Optional[str] = None,
     ) -> TestClient: ...
 
 
@@ -54,23 +63,38 @@ def hsock_timeout(request: pytest.FixtureRequest) -> float:
 
 @pytest.fixture
 def hsock_server_factory(
-    request: pytest.FixtureRequest, hsock_timeout: float
+    request: pytest.FixtureRequest, hsock_timeout: float, hsock_tls_material: TlsMaterial
 ) -> Iterator[ServerFactory]:
     """Start mock servers (TCP or Unix); each is closed and checked at teardown."""
     servers: list[MockServer] = []
     folders: list[str] = []
 
     def make(
-        port: int = 0, *, host: str = "127.0.0.1", unix: bool = False, name: Optional[str] = None
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        unix: bool = False,
+        name: Optional[str] = None,
+        tls: bool = False,
+        mutual: bool = False,
     ) -> MockServer:
         label = name or ("hsock_server" if not servers else f"hsock_server #{len(servers) + 1}")
         path = None
         if unix:
             folders.append(unix_socket_dir())
             path = os.path.join(folders[-1], "server.sock")
+        context = None
+        if mutual:
+            material = hsock_tls_material
+            context = server_tls_context(material.ca, material.server_cert, mutual=True)
+        elif tls:
+            context = hsock_tls_material.server_context()
         server = MockServer.start(
-            port, host=host, path=path, name=label, wait_timeout=hsock_timeout
+            port, host=host, path=path, name=label, wait_timeout=hsock_timeout, tls=context
         )
+        if context is None:
+            # STARTTLS steps need a certificate: made when a script first asks for it.
+            server.tls_context = hsock_tls_material.server_context
         servers.append(server)
         _sources(request).append(server)
         return server
@@ -112,15 +136,43 @@ def hsock_unix_server(hsock_server_factory: ServerFactory) -> MockServer:
 
 
 @pytest.fixture
-def hsock_client(request: pytest.FixtureRequest, hsock_timeout: float) -> Iterator[ClientFactory]:
+def hsock_tls_server(hsock_server_factory: ServerFactory) -> MockServer:
+    """A mock server speaking TLS from the first byte, with a certificate from ``hsock_ca``
+    for 127.0.0.1, localhost and ::1."""
+    return hsock_server_factory(tls=True, name="hsock_tls_server")
+
+
+@pytest.fixture
+def hsock_client(
+    request: pytest.FixtureRequest, hsock_timeout: float, hsock_tls_material: TlsMaterial
+) -> Iterator[ClientFactory]:
     """Open connected test clients: ``hsock_client(server)`` or ``hsock_client(host, port)``.
 
-    Each is an hs.socket client with ``expect`` and ``wait``; closed at teardown.
+    Each is an hs.socket client with ``expect`` and ``wait``; closed at teardown. With
+    ``tls=True`` it speaks TLS from the first byte, trusting ``hsock_ca`` and checking the name
+    (the server's host, or ``peer_name``); ``client_cert=True`` adds a certificate from
+    ``hsock_ca`` for mutual TLS. ``client.start_tls()`` (STARTTLS) trusts ``hsock_ca`` too.
     """
     clients: list[TestClient] = []
 
-    def make(target: Union[str, MockServer, Any], port: Optional[int] = None) -> TestClient:
-        client = open_client(target, port, wait_timeout=hsock_timeout)
+    def make(
+        target: Union[str, MockServer, Any],
+        port: Optional[int] = None,
+        *,
+        tls: bool = False,
+        client_cert: bool = False,
+        peer_name: Optional[str] = None,
+    ) -> TestClient:
+        context = None
+        if client_cert:
+            context = client_tls_context(hsock_tls_material.ca, client_cert=True)
+        elif tls:
+            context = hsock_tls_material.client_context()
+        client = open_client(
+            target, port, wait_timeout=hsock_timeout, tls=context, peer_name=peer_name
+        )
+        if context is None:
+            client.default_tls_context = hsock_tls_material.client_context
         clients.append(client)
         _sources(request).append(client)
         return client
