@@ -20,7 +20,7 @@ import ssl
 import struct
 import weakref
 from collections import deque
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol, Union
 
 import gevent
 import gevent.event
@@ -243,19 +243,9 @@ class Stream:
                     continue
                 if n == 0:
                     self._reader = None
-                    if self.tls is not None:
-                        self.tls.receive_eof()
-                        self._tls_step()
-                    self.eof = True
-                    self._check_eof()
+                    self._received_eof()
                     return
-                if self.tls is not None:
-                    self.tls.receive(view[:n])
-                    self._tls_step()
-                    continue
-                done = queue.feed(view[:n])
-                if done:
-                    self._deliver(done)
+                self._received(view[:n])
         except Closed:
             pass
         except OSError as exc:
@@ -284,14 +274,27 @@ class Stream:
                 self.close(_reason_of(exc), error=True)
                 break
             if not data:
-                self.eof = True
-                self._check_eof()
+                self._received_eof()
                 break
             total += len(data)
-            done = self.queue.feed(data)
-            if done:
-                self._deliver(done)
+            self._received(data)
         return total
+
+    def _received(self, data: Union[bytes, memoryview]) -> None:
+        if self.tls is not None:
+            self.tls.receive(data)
+            self._tls_step()
+            return
+        done = self.queue.feed(data)
+        if done:
+            self._deliver(done)
+
+    def _received_eof(self) -> None:
+        if self.tls is not None:
+            self.tls.receive_eof()
+            self._tls_step()
+        self.eof = True
+        self._check_eof()
 
     def _deliver(self, done: list[Completed]) -> None:
         owner = self._owner_ref()
@@ -528,6 +531,9 @@ class Stream:
         if self._writes or self.sock is None:
             self._close_when_flushed = True
             return
+        if self.tls is not None:
+            self.tls.close_notify()
+            self._send_alert(self.tls)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR)
         self.close(LOCAL_CLOSE)
@@ -546,6 +552,9 @@ class Stream:
         """
         if self.closed:
             return
+        if reason == LOCAL_CLOSE and self.tls is not None:
+            self.tls.close_notify()
+            self._send_alert(self.tls)
         self.closed = True
         self.connected = False
         if self._timer is not None:

@@ -8,6 +8,7 @@ Nothing here knows trustme; the fixtures do.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from typing import Optional, Union
 
@@ -77,6 +78,7 @@ class TlsSession:
             server_hostname=None if server_side else server_hostname,
         )
         self.handshake_done = False
+        self._notified = False
 
     def receive(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Hand over bytes received from the peer."""
@@ -126,6 +128,14 @@ class TlsSession:
         while view.nbytes:
             written = self._obj.write(view[:262144])
             view = view[written:]
+
+    def close_notify(self) -> None:
+        """Queue TLS's close_notify alert (the peer then sees a clean end, not a bare EOF)."""
+        if self.handshake_done and not self._notified:
+            self._notified = True
+            # Want-read: the peer's own close_notify is not awaited.
+            with contextlib.suppress(ssl.SSLError):
+                self._obj.unwrap()
 
     @property
     def has_outgoing(self) -> bool:
