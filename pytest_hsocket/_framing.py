@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 Delimiter = Union[int, bytes, str, "re.Pattern[bytes]"]
 """What a read waits for: a byte count, a delimiter (bytes or UTF-8 str), or a bytes regex."""
@@ -63,6 +63,11 @@ class Completed(NamedTuple):
 
     data: bytes
     tag: int
+
+
+def _completed(pair: tuple[bytes, int], _new: Any = tuple.__new__) -> Completed:
+    """``Completed(*pair)`` without NamedTuple's Python-level ``__new__`` (hot path)."""
+    return _new(Completed, pair)  # type: ignore[no-any-return]
 
 
 def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> ReadRequest:
@@ -162,9 +167,23 @@ class ReadQueue:
             The reads that completed from bytes already buffered (this one and none before it
             can have been waiting unless it is the only one).
         """
-        self._requests.append(request)
-        if len(self._requests) == 1 and self._buf:
+        buf = self._buf
+        if not self._requests and buf:
+            matcher = request.matcher
+            if type(matcher) is bytes:
+                # The common case (a delimiter read with data buffered), without the loop.
+                found = buf.find(matcher)
+                if found >= 0:
+                    end = found + len(matcher)
+                    data = bytes(buf[:end])
+                    del buf[:end]
+                    return [_completed((data, request.tag))]
+                self._requests.append(request)
+                self._scan_from = max(0, len(buf) - len(matcher) + 1)
+                return []
+            self._requests.append(request)
             return self._drain()
+        self._requests.append(request)
         return []
 
     def feed(self, data: Union[bytes, bytearray, memoryview]) -> list[Completed]:
@@ -233,7 +252,7 @@ class ReadQueue:
                 end = match.end()
                 if end == 0:
                     break
-            done.append(Completed(bytes(buf[:end]), request.tag))
+            done.append(_completed((bytes(buf[:end]), request.tag)))
             # bytearray deletes from the front in O(1) amortised: no copy of the rest.
             del buf[:end]
             requests.popleft()

@@ -245,6 +245,8 @@ class CallbackQueue:
                     fn(*args)
                 except Exception as exc:
                     self._on_error(where, exc)
+                if items:
+                    gevent.sleep(0)  # let other sockets on the loop run between batches
         finally:
             self._running = False
 

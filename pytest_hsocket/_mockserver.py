@@ -262,7 +262,7 @@ class MockServer(Socket):
             if stream is not None:
                 pulled += stream.pull_now()
             gate = Gate()
-            conn.client._callbacks.post("settle", gate.open)
+            conn.client._post("settle", gate.open)
             gates.append(gate)
         return pulled, gates
 

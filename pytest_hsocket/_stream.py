@@ -246,6 +246,7 @@ class Stream:
                     self._received_eof()
                     return
                 self._received(view[:n])
+                gevent.sleep(0)  # fairness: other connections run between chunks
         except Closed:
             pass
         except OSError as exc:
@@ -303,6 +304,8 @@ class Stream:
         if self.eof:
             self._check_eof()
         else:
+            if self._timer is not None:
+                self._timed = None  # the timed read completed: the next one gets its own timer
             self._arm_read_timer()
             if self._tls_pending is not None:
                 self._maybe_begin_tls()

@@ -32,7 +32,7 @@ from ._checks import (
 from ._errors import CallbackError
 from ._framing import Completed, ReadRequest, make_request
 from ._listener import accept_forever, bind_listener
-from ._loop import CallbackQueue, SocketLoop, get_loop
+from ._loop import CallbackQueue, SocketLoop, _get_ident, get_loop
 from ._stream import LOCAL_CLOSE, PEER_CLOSED, Closed, Stream, WriteCallback
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,8 @@ class Socket:
         self._on_disconnect: list[DisconnectHook] = []
         self._on_connect: list[ConnectHook] = []
         self._callbacks = CallbackQueue(self._callback_failed)
+        self._read_batch: Optional[list[Completed]] = None
+        self._last_request: Optional[ReadRequest] = None
         self.callback_errors: list[CallbackError] = []
         self.last_disconnect_reason = ""
         self.unread = b""
@@ -333,7 +335,7 @@ class Socket:
             client._stream.start_tls(self._accept_tls, True, None)
         client._stream.attach(conn)
         for hook in self._on_connect:
-            self._callbacks.post("hs.socket:on_connect hook", hook, client)
+            self._post("hs.socket:on_connect hook", hook, client)
 
     # -- reading and writing -----------------------------------------------------------------
 
@@ -354,7 +356,18 @@ class Socket:
             TypeError: If the delimiter or tag has the wrong type.
             ValueError: If a length is not positive or a delimiter is empty.
         """
-        request = make_request(delimiter, tag, self._timeout)
+        last = self._last_request
+        if (
+            last is not None
+            and last.matcher is delimiter
+            and last.tag == tag
+            and last.timeout == self._timeout
+        ):
+            request = last  # a state machine re-queueing the same read: reuse it
+        elif type(delimiter) is bytes and type(tag) is int and delimiter:
+            request = self._last_request = ReadRequest(delimiter, tag, self._timeout)
+        else:
+            request = make_request(delimiter, tag, self._timeout)
         owner = self.parent or self
         if owner._callback is None:
             log.error("No callback defined!")
@@ -362,7 +375,10 @@ class Socket:
         if self._mode == _IDLE:
             log.error("Unable to read: the socket is not connected; call connect() first")
             return None
-        self._loop.call(self._push_read, request)
+        if _get_ident() == self._loop.thread_id:
+            self._push_read(request)
+        else:
+            self._loop.call(self._push_read, request)
         return self
 
     receive = read
@@ -419,7 +435,7 @@ class Socket:
                 assert client._stream is not None
                 client._stream.push_write(memoryview(data), tag, fn, self._timeout)
             if not clients and fn is not None:
-                self._callbacks.post("hs.socket:write callback", fn, tag)
+                self._post("hs.socket:write callback", fn, tag)
             return
         stream = self._stream
         if stream is None or stream.closed:
@@ -591,9 +607,15 @@ class Socket:
                 self._tap("connected", b"", -1, "")
             fn, self._connect_fn = self._connect_fn, None
             if fn is not None:
-                self._callbacks.post("hs.socket:connect callback", fn)
+                self._post("hs.socket:connect callback", fn)
             for hook in self._on_connect:
-                self._callbacks.post("hs.socket:on_connect hook", hook, self)
+                self._post("hs.socket:on_connect hook", hook, self)
+
+    def _post(self, where: str, fn: Callable[..., Any], *args: Any) -> None:
+        # Anything posted after a batch of reads closes it: later reads start a new batch, so
+        # callbacks of every kind keep their FIFO order.
+        self._read_batch = None
+        self._callbacks.post(where, fn, *args)
 
     def _stream_read(self, stream: Stream, done: list[Completed]) -> None:
         if self._tap is not None:
@@ -602,22 +624,38 @@ class Socket:
         if log.isEnabledFor(logging.DEBUG):
             for _ in done:
                 log.debug("Data read from TCP socket")
-        self._callbacks.post("hs.socket:read callback", self._dispatch_reads, done)
+        batch = self._read_batch
+        if batch is not None:
+            batch += done  # the batch still being dispatched takes them, in order
+            return
+        batch = self._read_batch = list(done)
+        self._callbacks.post("hs.socket:read callback", self._dispatch_reads, batch)
 
-    def _dispatch_reads(self, done: list[Completed]) -> None:
+    def _dispatch_reads(self, batch: list[Completed]) -> None:
         owner = self.parent or self
-        for data, tag in done:
-            fn = owner._callback
-            if fn is None:
-                log.warning("read (tag %d) completed with no callback set: %r dropped", tag, data)
-                continue
-            try:
-                if owner._callback_takes_client:
-                    fn(data, tag, self)
-                else:
-                    fn(data, tag)
-            except Exception as exc:
-                self._callback_failed("hs.socket:read callback", exc)
+        index = 0
+        try:
+            while index < len(batch):  # the batch may grow while its callbacks run
+                data, tag = batch[index]
+                index += 1
+                if not index & 1023:
+                    gevent.sleep(0)  # a long batch must not starve the loop's other sockets
+                fn = owner._callback
+                if fn is None:
+                    log.warning(
+                        "read (tag %d) completed with no callback set: %r dropped", tag, data
+                    )
+                    continue
+                try:
+                    if owner._callback_takes_client:
+                        fn(data, tag, self)
+                    else:
+                        fn(data, tag)
+                except Exception as exc:
+                    self._callback_failed("hs.socket:read callback", exc)
+        finally:
+            if self._read_batch is batch:
+                self._read_batch = None
 
     def _stream_written(self, stream: Stream, tag: int, fn: Optional[WriteCallback]) -> None:
         if log.isEnabledFor(logging.DEBUG):
@@ -626,7 +664,7 @@ class Socket:
             if isinstance(fn, _AllWritten):
                 fn.one_done()
             else:
-                self._callbacks.post("hs.socket:write callback", fn, tag)
+                self._post("hs.socket:write callback", fn, tag)
 
     def _stream_secured(self, stream: Stream) -> None:
         self._secure = True
@@ -670,7 +708,7 @@ class Socket:
 
     def _run_disconnect_hooks(self, reason: str) -> None:
         for hook in self._on_disconnect:
-            self._callbacks.post("hs.socket:on_disconnect hook", hook, reason)
+            self._post("hs.socket:on_disconnect hook", hook, reason)
 
     def _callback_failed(self, where: str, exc: BaseException) -> None:
         log.error("%s: %s", where, exc, exc_info=exc)
@@ -696,7 +734,7 @@ class _AllWritten:
     def one_done(self) -> None:
         self.left -= 1
         if self.left == 0:
-            self.server._callbacks.post("hs.socket:write callback", self.fn, self.tag)
+            self.server._post("hs.socket:write callback", self.fn, self.tag)
 
 
 def new(fn: Optional[ReadCallback] = None) -> Socket:

@@ -261,3 +261,23 @@ def test_reader_pauses_at_high_water_and_resumes_on_read(
     [(data, _)] = inbox.wait_for(1, timeout=30)
     sender.join()
     assert len(data) == size
+
+
+def test_a_reused_read_gets_its_own_timeout(
+    raw_pair: tuple[socket.socket, hsocket.Socket, Inbox],
+) -> None:
+    peer, client, inbox = raw_pair
+    newline = b"\n"
+    gone = Signal()
+    client.on_disconnect(gone)
+
+    def again(data: bytes, tag: int) -> None:
+        inbox(data, tag)
+        client.read(newline, tag)  # the same delimiter object: the request is reused
+
+    client.set_callback(again)
+    client.set_timeout(0.3).read(newline, 4)
+    peer.sendall(b"one\n")
+    assert inbox.wait_for(1) == [(b"one\n", 4)]
+    # The second read must time out on its own: its timer is armed when it becomes current.
+    assert gone.wait() == [("Read operation timed out",)]
