@@ -8,66 +8,58 @@ without a round trip to the loop.
 from __future__ import annotations
 
 import contextlib
-import inspect
-import logging
 import os
 import re
 import socket
 import ssl
 import sys
 import warnings
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 import gevent
 
-from . import _info, _tls
-from ._checks import (
-    as_bytes,
-    check_callable,
-    check_port,
-    check_tag,
-    check_timeout,
-    check_unix_path,
+from . import _tls
+from ._base import (
+    CLIENT,
+    CONNECTING,
+    IDLE,
+    SERVER,
+    AllWritten,
+    ConnectCallback,
+    ConnectHook,
+    DisconnectHook,
+    ReadCallback,
+    SocketCore,
+    Tap,
+    log,
 )
-from ._errors import CallbackError
-from ._framing import Completed, ReadRequest, make_request
+from ._checks import as_bytes, check_callable, check_port, check_tag, check_unix_path
+from ._framing import ReadRequest, make_request
 from ._listener import accept_forever, bind_listener
-from ._loop import CallbackQueue, SocketLoop, _get_ident, get_loop
-from ._stream import LOCAL_CLOSE, PEER_CLOSED, Closed, Stream, WriteCallback
+from ._loop import _get_ident
+from ._stream import LOCAL_CLOSE, Closed, Stream, WriteCallback
 
-log = logging.getLogger(__name__)
-
-ReadCallback = Callable[..., None]
-"""``fn(data: bytes, tag: int)``, or on a server ``fn(data, tag, client)``."""
-ConnectCallback = Callable[[], None]
-DisconnectHook = Callable[[str], None]
-ConnectHook = Callable[["Socket"], None]
-Tap = Callable[[str, bytes, int, str], None]
-"""``tap(kind, data, tag, note)``: sees every event of a connection (for transcripts)."""
 Message = Union[bytes, bytearray, memoryview, str]
 ReadDelimiter = Union[int, bytes, str, "re.Pattern[bytes]"]
 
-_IDLE, _CONNECTING, _CONNECTED = "idle", "connecting", "connected"
-_SERVER, _CLIENT = "server", "client"
 _BUSY = "Attempting to connect while connected or accepting connections. Disconnect first."
 _BUSY_LISTEN = "Attempting to accept while connected or accepting connections. Disconnect first."
 
+__all__ = [
+    "ConnectCallback",
+    "ConnectHook",
+    "DisconnectHook",
+    "Message",
+    "ReadCallback",
+    "ReadDelimiter",
+    "Socket",
+    "Tap",
+    "new",
+    "server",
+]
 
-def _default_timeout() -> float:
-    module = sys.modules.get("pytest_hsocket")
-    value = getattr(module, "timeout", -1)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else -1.0
 
-
-def _takes_client(fn: Callable[..., Any]) -> bool:
-    try:
-        inspect.signature(fn).bind(b"", -1, None)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-class Socket:
+class Socket(SocketCore):
     """An asynchronous TCP or Unix-domain socket with hs.socket's API.
 
     Reads are queued with a delimiter or a byte count and a tag; each completed read calls the
@@ -82,140 +74,6 @@ class Socket:
         lost_reads: The reads still queued when it last disconnected (never delivered).
         parent: For a connection accepted by a server, that server; else ``None``.
     """
-
-    def __init__(self, fn: Optional[ReadCallback] = None, *, _parent: Optional[Socket] = None):
-        check_callable(fn, "callback")
-        self._loop: SocketLoop = get_loop()
-        self._callback: Optional[ReadCallback] = fn
-        self._callback_takes_client = fn is not None and _takes_client(fn)
-        self._timeout: float = _default_timeout() if _parent is None else _parent._timeout
-        self._mode = _IDLE if _parent is None else _CLIENT
-        self.parent = _parent
-        self._stream: Optional[Stream] = None
-        self._listener: Optional[socket.socket] = None
-        self._acceptor: Any = None
-        self._clients: list[Socket] = []
-        self._unix_path = ""
-        self._connect_fn: Optional[ConnectCallback] = None
-        self._on_disconnect: list[DisconnectHook] = []
-        self._on_connect: list[ConnectHook] = []
-        self._callbacks = CallbackQueue(self._callback_failed)
-        self._read_batch: Optional[list[Completed]] = None
-        self._last_request: Optional[ReadRequest] = None
-        self.callback_errors: list[CallbackError] = []
-        self.last_disconnect_reason = ""
-        self.unread = b""
-        self.lost_reads: list[ReadRequest] = []
-        self._tap: Optional[Tap] = None
-        self._client_tap: Optional[Callable[[Socket], Optional[Tap]]] = None
-        self._secure = False
-        self._accept_tls: Optional[ssl.SSLContext] = None
-        self._host = ""
-
-    # -- configuration -----------------------------------------------------------------------
-
-    def set_callback(self, fn: Optional[ReadCallback] = None) -> Socket:
-        """Set the read callback, ``fn(data, tag)`` (or ``fn(data, tag, client)``).
-
-        Args:
-            fn: The callback; ``None`` clears it (reads that complete then are discarded,
-                with a warning in the log).
-        Returns:
-            This socket.
-        Raises:
-            TypeError: If ``fn`` is not callable.
-        """
-        check_callable(fn, "callback")
-        self._callback = fn
-        self._callback_takes_client = fn is not None and _takes_client(fn)
-        return self
-
-    setCallback = set_callback
-
-    def set_timeout(self, timeout: float) -> Socket:
-        """Set the timeout, in seconds, of operations started from now on; negative = none.
-
-        Returns:
-            This socket.
-        Raises:
-            TypeError: If ``timeout`` is not a number.
-        """
-        self._timeout = check_timeout(timeout, "set_timeout()")
-        return self
-
-    setTimeout = set_timeout
-
-    def on_disconnect(self, fn: DisconnectHook) -> Socket:
-        """Call ``fn(reason)`` on the loop each time this socket disconnects.
-
-        Returns:
-            This socket.
-        """
-        check_callable(fn, "on_disconnect() hook")
-        self._on_disconnect.append(fn)
-        return self
-
-    def on_connect(self, fn: ConnectHook) -> Socket:
-        """On a server, call ``fn(client)`` for each connection it accepts.
-
-        This is the place to queue a client's first reads. On a client socket ``fn(self)``
-        runs once connected.
-
-        Returns:
-            This socket.
-        """
-        check_callable(fn, "on_connect() hook")
-        self._on_connect.append(fn)
-        return self
-
-    # -- queries -----------------------------------------------------------------------------
-
-    def connected(self) -> bool:
-        """Return whether the socket is connected (a server: whether it has a client)."""
-        if self._mode == _SERVER:
-            return bool(self._clients)
-        stream = self._stream
-        return stream is not None and stream.connected
-
-    def connections(self) -> int:
-        """Return the number of connections: a server's clients, else 0 or 1."""
-        if self._mode == _SERVER:
-            return len(self._clients)
-        return 1 if self.connected() else 0
-
-    @property
-    def is_server(self) -> bool:
-        """Whether this socket is listening."""
-        return self._mode == _SERVER
-
-    def clients(self) -> list[Socket]:
-        """Return the connections a server holds now (a copy)."""
-        return list(self._clients)
-
-    def info(self) -> dict[str, _info.InfoValue]:
-        """Return the original's 19 info keys, never ``None`` (``""``/``0``/``False``)."""
-        listening = self._mode == _SERVER
-        sock = self._listener if listening else (self._stream.sock if self._stream else None)
-        user_data = {_SERVER: "SERVER", _CLIENT: "CLIENT"}.get(self._mode, "")
-        if self._mode == _CONNECTED and self.connected():
-            user_data = "DEFAULT"
-        return _info.tcp_info(
-            sock=sock,
-            listening=listening,
-            connected=(not listening) and self.connected(),
-            started=self._mode != _IDLE,
-            connections=self.connections(),
-            secure=self._secure,
-            timeout=self._timeout,
-            unix_path=self._unix_path,
-            user_data=user_data,
-        )
-
-    def __repr__(self) -> str:
-        return f"<{self}>"
-
-    def __str__(self) -> str:
-        return _info.describe(self.info())
 
     # -- connecting --------------------------------------------------------------------------
 
@@ -255,7 +113,7 @@ class Socket:
         else:
             what = "Unable to connect to host/port: %s"
             check_port(port, "connect()", low=1)
-        if self._mode != _IDLE:
+        if self._mode != IDLE:
             log.error(what, _BUSY)
             return None
         if not host:
@@ -264,7 +122,7 @@ class Socket:
                 'Invalid host parameter (nil or ""). Should be a domain name or IP address string.',
             )
             return None
-        self._mode = _CONNECTING
+        self._mode = CONNECTING
         self._connect_fn = fn
         self._secure = False
         if unix:
@@ -277,7 +135,7 @@ class Socket:
         return self
 
     def _start_connect(self, family: int, addresses: list[Any]) -> None:
-        if self._mode != _CONNECTING:
+        if self._mode != CONNECTING:
             return
         self._stream = Stream(self)
         self._stream.connect(family, addresses, self._timeout)
@@ -304,7 +162,7 @@ class Socket:
             check_port(port, "listen()")
             path = ""
             what = "Unable to bind port: %s"
-        if self._mode != _IDLE:
+        if self._mode != IDLE:
             log.error(what, _BUSY_LISTEN)
             return None
         try:
@@ -315,12 +173,12 @@ class Socket:
         return self
 
     def _bind(self, host: str, port: Any, path: str) -> None:
-        if self._mode != _IDLE:
+        if self._mode != IDLE:
             raise OSError(0, _BUSY_LISTEN)
         listener = bind_listener(host, port, path)
         self._listener = listener
         self._unix_path = path
-        self._mode = _SERVER
+        self._mode = SERVER
         self._acceptor = gevent.spawn(
             accept_forever, listener, lambda: self._listener is listener, self._accepted
         )
@@ -372,7 +230,7 @@ class Socket:
         if owner._callback is None:
             log.error("No callback defined!")
             return None
-        if self._mode == _IDLE:
+        if self._mode == IDLE:
             log.error("Unable to read: the socket is not connected; call connect() first")
             return None
         if _get_ident() == self._loop.thread_id:
@@ -384,7 +242,7 @@ class Socket:
     receive = read
 
     def _push_read(self, request: ReadRequest) -> None:
-        if self._mode == _SERVER:
+        if self._mode == SERVER:
             for client in self._clients:
                 client._push_read(request)
         elif self._stream is not None and not self._stream.closed:
@@ -416,7 +274,7 @@ class Socket:
         data = as_bytes(message, "write()")
         tag_ = check_tag(tag, "write()")
         check_callable(fn, "write() callback")
-        if self._mode == _IDLE:
+        if self._mode == IDLE:
             log.error("Unable to write: the socket is not connected; call connect() first")
             return None
         self._loop.call(self._push_write, data, tag_, fn)
@@ -427,10 +285,10 @@ class Socket:
     def _push_write(self, data: bytes, tag: int, fn: Optional[WriteCallback]) -> None:
         if self._tap is not None:
             self._tap("out", data, tag, "")
-        if self._mode == _SERVER:
+        if self._mode == SERVER:
             clients = [c for c in self._clients if c._stream is not None]
             if fn is not None:
-                fn = _AllWritten(len(clients), tag, fn, self)
+                fn = AllWritten(len(clients), tag, fn, self)
             for client in clients:
                 assert client._stream is not None
                 client._stream.push_write(memoryview(data), tag, fn, self._timeout)
@@ -480,18 +338,18 @@ class Socket:
             raise TypeError(f"start_tls() peer_name must be a str, not {peer_name!r}")
         if context is not None and not isinstance(context, ssl.SSLContext):
             raise TypeError(f"start_tls() context must be an ssl.SSLContext, not {context!r}")
-        if self._mode in (_SERVER, _CLIENT):
+        if self._mode in (SERVER, CLIENT):
             if context is None:
                 raise ValueError(
                     "start_tls() on a server side needs context= with a certificate, "
                     "e.g. trustme.CA().issue_cert('localhost').configure_cert(ctx)"
                 )
-            if self._mode == _SERVER:
+            if self._mode == SERVER:
                 self._accept_tls = context
                 return self
             self._loop.call(self._push_tls, context, True, None)
             return self
-        if self._mode == _IDLE:
+        if self._mode == IDLE:
             log.error("Unable to start TLS: the socket is not connected; call connect() first")
             return None
         if context is None:
@@ -526,17 +384,17 @@ class Socket:
         Returns:
             This socket.
         """
-        if self._mode != _IDLE or self._stream is not None:
+        if self._mode != IDLE or self._stream is not None:
             self._loop.run_sync(self._disconnect)
         return self
 
     def _disconnect(self) -> None:
-        if self._mode == _SERVER:
+        if self._mode == SERVER:
             self._close_server()
         elif self._stream is not None:
             self._stream.close(LOCAL_CLOSE)
-        elif self._mode == _CONNECTING:
-            self._mode = _IDLE
+        elif self._mode == CONNECTING:
+            self._mode = IDLE
 
     def _close_server(self) -> None:
         listener, self._listener = self._listener, None
@@ -558,24 +416,13 @@ class Socket:
             except OSError as exc:
                 log.error("Could not remove created Unix domain socket: %s", exc)
         self._unix_path = ""
-        self._mode = _IDLE
+        self._mode = IDLE
         self.last_disconnect_reason = LOCAL_CLOSE
         self._run_disconnect_hooks(LOCAL_CLOSE)
 
     def close(self) -> None:
         """Disconnect; the same as ``disconnect()`` with no return value."""
         self.disconnect()
-
-    def check(self) -> None:
-        """Raise the first error a user callback of this socket raised, if any.
-
-        Raises:
-            CallbackError: With the callback's exception as ``__cause__``.
-        """
-        if self.callback_errors:
-            for error in self.callback_errors:
-                error.reported = True
-            raise self.callback_errors[0]
 
     def __enter__(self) -> Socket:
         return self
@@ -586,155 +433,11 @@ class Socket:
             self.check()
 
     def __del__(self) -> None:
-        if getattr(self, "_mode", _IDLE) in (_IDLE, _CLIENT) or sys.is_finalizing():
+        if getattr(self, "_mode", IDLE) in (IDLE, CLIENT) or sys.is_finalizing():
             return
         warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
         with contextlib.suppress(Exception):
             self._loop.call(self._disconnect)
-
-    # -- reports from the stream (on the loop) -----------------------------------------------
-
-    def _stream_connected(self, stream: Stream) -> None:
-        if self._mode == _CONNECTING:
-            self._mode = _CONNECTED
-            if self._unix_path:
-                log.debug("TCP Unix domain socket connected")
-            else:
-                log.debug("TCP socket connected")
-                assert stream.sock is not None
-                stream.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self._tap is not None:
-                self._tap("connected", b"", -1, "")
-            fn, self._connect_fn = self._connect_fn, None
-            if fn is not None:
-                self._post("hs.socket:connect callback", fn)
-            for hook in self._on_connect:
-                self._post("hs.socket:on_connect hook", hook, self)
-
-    def _post(self, where: str, fn: Callable[..., Any], *args: Any) -> None:
-        # Anything posted after a batch of reads closes it: later reads start a new batch, so
-        # callbacks of every kind keep their FIFO order.
-        self._read_batch = None
-        self._callbacks.post(where, fn, *args)
-
-    def _stream_read(self, stream: Stream, done: list[Completed]) -> None:
-        if self._tap is not None:
-            for data, tag in done:
-                self._tap("in", data, tag, "")
-        if log.isEnabledFor(logging.DEBUG):
-            for _ in done:
-                log.debug("Data read from TCP socket")
-        batch = self._read_batch
-        if batch is not None:
-            batch += done  # the batch still being dispatched takes them, in order
-            return
-        batch = self._read_batch = list(done)
-        self._callbacks.post("hs.socket:read callback", self._dispatch_reads, batch)
-
-    def _dispatch_reads(self, batch: list[Completed]) -> None:
-        owner = self.parent or self
-        index = 0
-        try:
-            while index < len(batch):  # the batch may grow while its callbacks run
-                data, tag = batch[index]
-                index += 1
-                if not index & 1023:
-                    gevent.sleep(0)  # a long batch must not starve the loop's other sockets
-                fn = owner._callback
-                if fn is None:
-                    log.warning(
-                        "read (tag %d) completed with no callback set: %r dropped", tag, data
-                    )
-                    continue
-                try:
-                    if owner._callback_takes_client:
-                        fn(data, tag, self)
-                    else:
-                        fn(data, tag)
-                except Exception as exc:
-                    self._callback_failed("hs.socket:read callback", exc)
-        finally:
-            if self._read_batch is batch:
-                self._read_batch = None
-
-    def _stream_written(self, stream: Stream, tag: int, fn: Optional[WriteCallback]) -> None:
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("Data written to TCP socket")
-        if fn is not None:
-            if isinstance(fn, _AllWritten):
-                fn.one_done()
-            else:
-                self._post("hs.socket:write callback", fn, tag)
-
-    def _stream_secured(self, stream: Stream) -> None:
-        self._secure = True
-        log.debug("TCP socket secured")
-        if self._tap is not None:
-            version = stream.tls.version if stream.tls is not None else None
-            self._tap("secured", b"", -1, version or "")
-
-    def _stream_closed(
-        self, stream: Stream, reason: str, unread: bytes, lost: list[ReadRequest], error: bool
-    ) -> None:
-        if stream is not self._stream:
-            return
-        self._stream = None
-        was_connecting = self._mode == _CONNECTING
-        self.last_disconnect_reason = reason
-        self.unread = unread
-        self.lost_reads = lost
-        self._secure = False
-        detail = ""
-        if unread or (lost and reason == PEER_CLOSED):
-            first = lost[0] if lost else None
-            detail = f" ({len(unread)} bytes unread: {unread[:64]!r}"
-            if first is not None:
-                detail += f", reading to {first.describe()}, tag {first.tag}"
-            detail += ")"
-        level = logging.WARNING if (error or unread) else logging.DEBUG
-        kind = "TCP client disconnected" if self._mode == _CLIENT else "TCP socket disconnected"
-        log.log(level, "%s: %s%s", kind, reason, detail)
-        if self._tap is not None:
-            self._tap("closed", unread, lost[0].tag if lost else -1, reason)
-        if self._mode == _CLIENT:
-            parent = self.parent
-            if parent is not None and self in parent._clients:
-                parent._clients.remove(self)
-        else:
-            self._mode = _IDLE
-        if was_connecting:
-            self._connect_fn = None
-        self._run_disconnect_hooks(reason)
-
-    def _run_disconnect_hooks(self, reason: str) -> None:
-        for hook in self._on_disconnect:
-            self._post("hs.socket:on_disconnect hook", hook, reason)
-
-    def _callback_failed(self, where: str, exc: BaseException) -> None:
-        log.error("%s: %s", where, exc, exc_info=exc)
-        error = CallbackError(where, exc)
-        self.callback_errors.append(error)
-        if self.parent is not None:
-            self.parent.callback_errors.append(error)
-        self._loop.report_callback_error(error)
-
-
-class _AllWritten:
-    """A server broadcast's write callback: runs once every client has taken the bytes."""
-
-    def __init__(self, count: int, tag: int, fn: WriteCallback, server: Socket) -> None:
-        self.left = count
-        self.tag = tag
-        self.fn = fn
-        self.server = server
-
-    def __call__(self, tag: int) -> None:  # pragma: no cover - only called via one_done
-        self.fn(tag)
-
-    def one_done(self) -> None:
-        self.left -= 1
-        if self.left == 0:
-            self.server._post("hs.socket:write callback", self.fn, self.tag)
 
 
 def new(fn: Optional[ReadCallback] = None) -> Socket:
