@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from typing import Union
 
+from . import udp
 from ._address import Address, parse_address
 from ._errors import (
     CallbackError,
@@ -98,4 +99,5 @@ __all__ = [
     "setLogLevel",
     "set_log_level",
     "timeout",
+    "udp",
 ]
