@@ -28,11 +28,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pytest_hsocket._tcp")
 
-ReadCallback = Callable[..., None]
+ReadCallback = Callable[..., object]
 """``fn(data: bytes, tag: int)``, or on a server ``fn(data, tag, client)``."""
-ConnectCallback = Callable[[], None]
-DisconnectHook = Callable[[str], None]
-ConnectHook = Callable[["Socket"], None]
+ConnectCallback = Callable[[], object]
+DisconnectHook = Callable[[str], object]
+ConnectHook = Callable[["Socket"], object]
 Tap = Callable[[str, bytes, int, str], None]
 """``tap(kind, data, tag, note)``: sees every event of a connection (for transcripts)."""
 

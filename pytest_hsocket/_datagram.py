@@ -28,7 +28,7 @@ class DatagramOwner(Protocol):
     """What a datagram socket reports to."""
 
     def _datagram(self, data: bytes, sockaddr: bytes, truncated: bool) -> None: ...
-    def _sent(self, tag: int, fn: Optional[Callable[[int], None]]) -> None: ...
+    def _sent(self, tag: int, fn: Optional[Callable[[int], object]]) -> None: ...
     def _not_sent(self, reason: str) -> None: ...
     def _failed(self, reason: str) -> None: ...
 
@@ -56,7 +56,9 @@ class Datagrams:
         self.buffer_size = 65535
         self._receiver: Any = None
         self._sender: Any = None
-        self._sends: deque[tuple[bytes, Any, int, Optional[Callable[[int], None]], float]] = deque()
+        self._sends: deque[tuple[bytes, Any, int, Optional[Callable[[int], object]], float]] = (
+            deque()
+        )
         self.closed = False
 
     @property
@@ -107,7 +109,7 @@ class Datagrams:
         data: bytes,
         address: Any,
         tag: int,
-        fn: Optional[Callable[[int], None]],
+        fn: Optional[Callable[[int], object]],
         timeout: float,
     ) -> None:
         """Queue a datagram (to ``address``, or the connected peer when it is ``None``)."""

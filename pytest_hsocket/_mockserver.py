@@ -48,6 +48,10 @@ class MockServer(Socket):
         script: The script every connection plays unless ``connection(n)`` says otherwise.
         tls_context: The server context ``start_tls()`` steps use, or a function making it
             (the fixtures give one whose certificate ``hsock_ca`` issued).
+        off_script: What a connection does when data arrives that no rule can match:
+            ``"close"`` (the default: the client sees the end at once instead of waiting for
+            its timeout), ``"reset"`` (RST) or ``"keep"`` (stay open, silent). The data is
+            reported at ``check()`` either way.
     """
 
     __test__ = False
@@ -63,6 +67,7 @@ class MockServer(Socket):
         self._driven_by_user = False
         self._where = ""
         self.tls_context: Optional[ContextSource] = None
+        self.off_script = "close"
         self._client_tap = self._new_connection
         self.on_connect(self._begin)
 
@@ -203,6 +208,14 @@ class MockServer(Socket):
         if conn is None or conn.conversation is None:
             return
         self._perform(conn, conn.conversation.feed(data))
+        if conn.conversation.derailed and self.off_script != "keep" and client._stream is not None:
+            # Fail fast: a client waiting for an answer that will never come sees the end now.
+            conn.transcript.record("off script", note=f"connection {self.off_script}")
+            if self.off_script == "reset":
+                client._stream.reset()
+            else:
+                client._stream.finish()
+            return
         if not conn.conversation.ended:
             client._push_read(ReadRequest(AVAILABLE))
 

@@ -326,6 +326,11 @@ class Conversation:
         return self._buf
 
     @property
+    def derailed(self) -> bool:
+        """Whether data arrived that no rule can match (the conversation is off script)."""
+        return self._derailed
+
+    @property
     def started(self) -> bool:
         """Whether the client sent anything."""
         return any(self.counts) or bool(self._buf) or bool(self.unexpected)

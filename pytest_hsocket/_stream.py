@@ -46,7 +46,7 @@ CONNECT_TIMEOUT = "Attempt to connect to host timed out"
 LOCAL_CLOSE = "(null)"
 """The original's reason for a local ``disconnect()`` (an Objective-C nil error)."""
 
-WriteCallback = Callable[[int], None]
+WriteCallback = Callable[[int], object]
 
 _TLS_BARRIER: list[Any] = [memoryview(b""), -1, None, -1.0]
 """The write-queue twin of the read queue's barrier (compared by identity)."""

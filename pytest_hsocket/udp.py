@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 timeout: float = -1
 """Default send timeout, in seconds, copied by each new UDP socket; negative = none."""
 
-DatagramCallback = Callable[[bytes, bytes], None]
+DatagramCallback = Callable[[bytes, bytes], object]
 """``fn(data, sockaddr)``: a datagram and its sender's BSD sockaddr bytes."""
-SendCallback = Callable[[int], None]
+SendCallback = Callable[[int], object]
 
 _MUST_BIND = (
     "Must bind socket before you can receive data. You can do this explicitly via bind, "
@@ -375,7 +375,7 @@ class UdpSocket:
         return allowed[0]
 
     def connect(
-        self, host: str, port: int, fn: Optional[Callable[[], None]] = None
+        self, host: str, port: int, fn: Optional[Callable[[], object]] = None
     ) -> Optional[UdpSocket]:
         """Connect: send to and receive from ``host``:``port`` only.
 
@@ -404,7 +404,7 @@ class UdpSocket:
             self._loop.call(lambda: gevent.spawn(self._connect_now, host, port, fn))
         return self
 
-    def _connect_now(self, host: str, port: int, fn: Optional[Callable[[], None]]) -> None:
+    def _connect_now(self, host: str, port: int, fn: Optional[Callable[[], object]]) -> None:
         try:
             if _ip_family(host) is None and host.lower() not in _LOCAL_NAMES:
                 hub = gevent.get_hub()

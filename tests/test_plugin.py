@@ -310,3 +310,28 @@ def test_safe_under_xdist(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=8)
+
+
+def test_off_script_data_closes_the_connection_at_once(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_hsocket import ConnectionClosed
+
+        @pytest.mark.hsocket(timeout=3)  # a ReadTimeout instead would fail the raises() below
+        def test_wrong_command_fails_fast(hsock_server, hsock_client):
+            hsock_server.expect(b"PING\\r\\n").respond(b"+PONG\\r\\n")
+            client = hsock_client(hsock_server)
+            client.write(b"PONG\\r\\n")
+            with pytest.raises(ConnectionClosed, match="peer closed after b''"):
+                client.expect(b"\\r\\n")
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "  - connection 1: unexpected data b'PONG\\r\\n' (expected expect(b'PING\\r\\n'))",
+            "  +*s  off script: connection close",
+        ]
+    )

@@ -11,6 +11,8 @@ from .._mockserver import MockServer
 from .assertions import pytest_assertrepr_compare
 from .fixtures import (
     TRANSCRIPT_SOURCES,
+    ClientFactory,
+    ServerFactory,
     _hsock_callback_errors,
     hsock_client,
     hsock_server,
@@ -44,6 +46,8 @@ def pytest_runtest_makereport(
 
 
 __all__ = [
+    "ClientFactory",
+    "ServerFactory",
     "_hsock_callback_errors",
     "hsock_ca",
     "hsock_client",
