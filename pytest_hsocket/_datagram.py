@@ -102,6 +102,26 @@ class Datagrams:
             return
         self._receiver = None
 
+    def pull_now(self) -> int:
+        """Deliver at once the datagrams waiting in the kernel (when receiving); return the count.
+
+        Used to settle a conversation before it is checked.
+        """
+        count = 0
+        while self.receiving is not None and not self.closed:
+            try:
+                data, _, flags, addr = self.sock.recvmsg(self.buffer_size)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self._owner._failed(exc.strerror or str(exc))
+                break
+            if self.receiving == "once":
+                self.receiving = None
+            self._owner._datagram(data, sockaddr_of(addr), bool(flags & socket.MSG_TRUNC))
+            count += 1
+        return count
+
     # -- sending ----------------------------------------------------------------------------
 
     def send(

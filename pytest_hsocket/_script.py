@@ -220,6 +220,7 @@ class Conversation:
         self._pos = 0  # index into _ordered of the first rule that is not yet done
         self._buf = b""
         self._derailed = False
+        self._datagram = False
 
     def start(self) -> list[Action]:
         """Return the actions for a new connection (its greetings)."""
@@ -239,9 +240,31 @@ class Conversation:
             if found is None:
                 break
             index, end = found
+            if self._datagram and isinstance(self.script.rules[index].spec, re.Pattern):
+                end = len(self._buf)  # the datagram is the message
             matched, self._buf = self._buf[:end], self._buf[end:]
             self.counts[index] += 1
             actions += self._steps(index, matched)
+        return actions
+
+    def feed_datagram(self, data: bytes) -> list[Action]:
+        """Take one whole datagram: it must match a rule by itself (no bytes carry over).
+
+        Exact bytes must be the whole datagram; a regex need only match its start.
+        """
+        if self.ended:
+            return []
+        self._derailed = False
+        self._datagram = True
+        try:
+            actions = self.feed(data)
+        finally:
+            self._datagram = False
+        if self._buf:
+            expected = ", ".join(repr(self.script.rules[i]) for i in self._candidates())
+            self.unexpected.append(f"{self._buf!r} (expected {expected or 'nothing more'})")
+            self._buf = b""
+        self._derailed = False
         return actions
 
     def _candidates(self) -> list[int]:

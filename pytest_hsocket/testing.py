@@ -18,6 +18,7 @@ from ._mockserver import ExpectationError, MockServer
 from ._script import Rule, Script, Until, until
 from ._testclient import TaggedBytes, TestClient, open_client
 from ._transcript import Transcript
+from ._udpserver import UdpMockServer, UdpTestClient
 
 __all__ = [
     "ExpectationError",
@@ -27,6 +28,8 @@ __all__ = [
     "TaggedBytes",
     "TestClient",
     "Transcript",
+    "UdpMockServer",
+    "UdpTestClient",
     "Until",
     "open_client",
     "until",

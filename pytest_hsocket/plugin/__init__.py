@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from .._mockserver import MockServer
+from .._udpserver import UdpMockServer
 from .assertions import pytest_assertrepr_compare
 from .fixtures import (
     TRANSCRIPT_SOURCES,
@@ -19,6 +20,8 @@ from .fixtures import (
     hsock_server_factory,
     hsock_timeout,
     hsock_tls_server,
+    hsock_udp_client,
+    hsock_udp_server,
     hsock_unix_server,
 )
 from .options import pytest_addoption, pytest_configure, show_transcripts
@@ -37,7 +40,7 @@ def pytest_runtest_makereport(
     sources = item.stash.get(TRANSCRIPT_SOURCES, [])
     texts = []
     for source in sources:
-        if isinstance(source, MockServer):
+        if isinstance(source, (MockServer, UdpMockServer)):
             texts += [t.render() for t in source.transcripts]
         else:
             texts.append(source.transcript.render())
@@ -56,6 +59,8 @@ __all__ = [
     "hsock_timeout",
     "hsock_tls_material",
     "hsock_tls_server",
+    "hsock_udp_client",
+    "hsock_udp_server",
     "hsock_unix_server",
     "pytest_addoption",
     "pytest_assertrepr_compare",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from typing import Any, Optional, Protocol, Union
+from typing import Any, Callable, Optional, Protocol, Union
 
 import pytest
 
@@ -13,6 +13,7 @@ from .._errors import CallbackError
 from .._loop import get_loop
 from .._mockserver import ExpectationError, MockServer, unix_socket_dir
 from .._testclient import TestClient, open_client
+from .._udpserver import UdpMockServer, UdpTestClient
 from .options import show_transcripts, wait_timeout
 from .tls import TlsMaterial, client_tls_context, server_tls_context
 
@@ -207,3 +208,47 @@ def _hsock_callback_errors() -> Iterator[None]:
 
                 details += traceback.format_tb(cause.__traceback__)
         pytest.fail("a socket callback raised:\n" + "\n".join(details), pytrace=False)
+
+
+@pytest.fixture
+def hsock_udp_server(
+    request: pytest.FixtureRequest, hsock_timeout: float
+) -> Iterator[UdpMockServer]:
+    """A scriptable UDP server on 127.0.0.1 and an OS-chosen port: ``expect(datagram)``
+    rules answer each sender; closed and checked at teardown."""
+    server = UdpMockServer.start(wait_timeout=hsock_timeout)
+    _sources(request).append(server)
+    yield server
+    server.close()
+    try:
+        server.check(not show_transcripts(request.node))
+    except ExpectationError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    finally:
+        for error in server.callback_errors:
+            error.reported = True
+
+
+@pytest.fixture
+def hsock_udp_client(
+    request: pytest.FixtureRequest, hsock_timeout: float
+) -> Iterator[Callable[..., UdpTestClient]]:
+    """Open connected UDP test clients: ``hsock_udp_client(server)`` or ``(host, port)``;
+    each has ``expect()`` and ``request(data)``; closed at teardown."""
+    clients: list[UdpTestClient] = []
+
+    def make(target: Union[str, Any], port: Optional[int] = None) -> UdpTestClient:
+        if isinstance(target, str):
+            host, number = target, port
+        else:
+            host, number = target.address
+        if number is None:
+            raise TypeError("hsock_udp_client() needs a server, or a host and a port")
+        client = UdpTestClient.open(host, number, wait_timeout=hsock_timeout)
+        clients.append(client)
+        _sources(request).append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()

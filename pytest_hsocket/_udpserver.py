@@ -1,0 +1,272 @@
+"""The scriptable UDP mock server and the blocking UDP test client."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Optional, Union
+
+import gevent
+
+from ._address import parse_address
+from ._errors import ConnectionClosed, HSocketError, InvalidThreadUseError, ReadTimeout
+from ._loop import _allocate_lock
+from ._mockserver import ExpectationError
+from ._script import Conversation, MatchSpec, Rule, Script
+from ._sync import Gate
+from ._transcript import Transcript
+from .udp import UdpSocket
+
+
+class _Peer:
+    __slots__ = ("conversation", "host", "port", "transcript")
+
+    def __init__(self, host: str, port: int, script: Script, name: str) -> None:
+        self.host = host
+        self.port = port
+        self.conversation = Conversation(script)
+        self.transcript = Transcript(name)
+
+
+class UdpMockServer(UdpSocket):
+    """A UDP server that answers datagrams from a script, each sender on its own.
+
+    ``expect(match)`` rules match one whole datagram each (exact bytes, a length, a regex or
+    ``until(...)``); ``respond(...)`` and ``delay(...)`` steps answer the sender. Or drive it
+    hs.socket-style with ``set_callback``.
+
+    Attributes:
+        name: How messages name it.
+        script: The rules every sender plays through.
+    """
+
+    __test__ = False
+
+    def __init__(self, *, name: str = "hsock_udp_server", wait_timeout: float = 5.0) -> None:
+        super().__init__(self._on_datagram)
+        self.name = name
+        self.wait_timeout = wait_timeout
+        self.script = Script()
+        self._peers: dict[bytes, _Peer] = {}
+        self._driven_by_user = False
+        self._where = ""
+
+    @classmethod
+    def start(
+        cls,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        name: str = "hsock_udp_server",
+        wait_timeout: float = 5.0,
+    ) -> UdpMockServer:
+        """Bind a UDP mock server to ``host``:``port`` and start receiving.
+
+        Raises:
+            HSocketError: If it cannot bind.
+        """
+        server = cls(name=name, wait_timeout=wait_timeout)
+        if server.listen(port, host=host) is None or server.receive() is None:
+            raise HSocketError(f"{name} could not bind {host}:{port}")
+        server._where = f"{server.host}:{server.port}"
+        return server
+
+    @property
+    def host(self) -> str:
+        """The host it is bound to."""
+        return str(self.info()["localHost"])
+
+    @property
+    def port(self) -> int:
+        """The port it is bound to."""
+        port = self.info()["localPort"]
+        return port if isinstance(port, int) else 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)``, ready for ``socket.sendto``."""
+        return (self.host, self.port)
+
+    def expect(self, match: MatchSpec, *, times: Optional[int] = 1, ordered: bool = True) -> Rule:
+        """Add a rule: a datagram matching ``match`` (see ``Script.expect``).
+
+        Returns:
+            The rule, to chain ``respond(...)`` or ``delay(...)`` onto.
+        """
+        return self.script.expect(match, times=times, ordered=ordered)
+
+    def set_callback(self, fn: Any = None) -> UdpMockServer:
+        """Drive it hs.socket-style: ``fn(data, sockaddr)``; ``None`` = the script.
+
+        Returns:
+            This server.
+        """
+        self._driven_by_user = fn is not None
+        super().set_callback(fn if fn is not None else self._on_datagram)
+        return self
+
+    setCallback = set_callback
+
+    @property
+    def transcripts(self) -> list[Transcript]:
+        """The transcript of each sender, in order of first datagram."""
+        return [peer.transcript for peer in self._peers.values()]
+
+    def _on_datagram(self, data: bytes, sockaddr: bytes) -> None:
+        peer = self._peers.get(sockaddr)
+        if peer is None:
+            sender = parse_address(sockaddr)
+            host, port = (sender["host"], sender["port"]) if sender else ("", 0)
+            peer = _Peer(host, port, self.script, f"{self.name} peer {host}:{port}")
+            self._peers[sockaddr] = peer
+        peer.transcript.record("in", data)
+        for action in peer.conversation.feed_datagram(data):
+            if action.kind == "send":
+                peer.transcript.record("out", action.data)
+                self.send(action.data, peer.host, peer.port)
+            elif action.kind == "delay":
+                gevent.sleep(action.seconds)
+            elif action.kind == "matched":
+                peer.transcript.record("matched", note=action.note)
+            else:
+                peer.conversation.errors.append(
+                    HSocketError(f"a {action.kind}() step does not apply to UDP")
+                )
+
+    def settle(self, timeout: Optional[float] = None) -> None:
+        """Process the datagrams that already arrived (up to ``timeout`` seconds)."""
+        limit = self.wait_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+
+            def pull_and_mark() -> tuple[int, Gate]:
+                pulled = self._io.pull_now() if self._io is not None else 0
+                gate = Gate()
+                self._callbacks.post("settle", gate.open)
+                return pulled, gate
+
+            pulled, gate = self._loop.run_sync(pull_and_mark)
+            if not gate.wait(max(deadline - time.monotonic(), 0.0)) or not pulled:
+                return
+
+    def close(self) -> UdpMockServer:
+        """Process what arrived (see ``settle``), then close.
+
+        Returns:
+            This server.
+        """
+        if not self.closed():
+            self.settle()
+        super().close()
+        return self
+
+    def problems(self) -> list[str]:
+        """Return one line per problem: unmet rules, unexpected datagrams, errors."""
+        lines: list[str] = []
+        for peer in self._peers.values():
+            where = f"peer {peer.host}:{peer.port}"
+            lines += [f"{where}: unmet {line}" for line in peer.conversation.unmet()]
+            lines += [f"{where}: unexpected datagram {u}" for u in peer.conversation.unexpected]
+            lines += [
+                f"{where}: respond() raised {type(e).__name__}: {e}"
+                for e in peer.conversation.errors
+            ]
+        if not self._peers and not self._driven_by_user:
+            lines += [f"no datagram arrived: unmet {r!r}" for r in self.script.rules if r.times]
+        lines += [f"callback error: {error}" for error in self.callback_errors]
+        return lines
+
+    def check(self, transcripts: bool = True) -> None:
+        """Fail if the script was not followed.
+
+        Raises:
+            ExpectationError: Listing every problem (then the transcripts).
+        """
+        problems = self.problems()
+        if problems:
+            lines = [f"{self.name} ({self._where}): {len(problems)} problem(s)"]
+            lines += [f"  - {line}" for line in problems]
+            if transcripts:
+                lines += [t.render() for t in self.transcripts]
+            raise ExpectationError("\n".join(lines))
+
+
+class UdpTestClient(UdpSocket):
+    """A connected UDP socket with blocking helpers: ``expect()`` the next datagram,
+    ``request(data)`` to send and wait for the answer.
+
+    Attributes:
+        wait_timeout: Default seconds the helpers wait.
+        transcript: What it sent and received.
+    """
+
+    __test__ = False
+
+    def __init__(self, *, wait_timeout: float = 5.0, name: str = "hsock_udp_client") -> None:
+        super().__init__(self._on_reply)
+        self.wait_timeout = wait_timeout
+        self.transcript = Transcript(name)
+        self._inbox: deque[bytes] = deque()
+        self._lock: Any = _allocate_lock()
+        self._changed = Gate()
+
+    @classmethod
+    def open(cls, host: str, port: int, *, wait_timeout: float = 5.0) -> UdpTestClient:
+        """Connect to ``host``:``port`` and start receiving.
+
+        Raises:
+            ConnectionError: If it cannot connect.
+        """
+        client = cls(wait_timeout=wait_timeout, name=f"hsock_udp_client to {host}:{port}")
+        if client.connect(host, port) is None or not client.connected():
+            client.close()
+            raise ConnectionError(f"could not connect a UDP socket to {host}:{port}")
+        client.receive()
+        return client
+
+    def _on_reply(self, data: bytes, sockaddr: bytes) -> None:
+        self.transcript.record("in", data)
+        with self._lock:
+            self._inbox.append(data)
+            changed, self._changed = self._changed, Gate()
+        changed.open()
+
+    def send(
+        self, message: Any, host: Any = None, port: Any = None, tag: int = -1, fn: Any = None
+    ) -> UdpTestClient:
+        """As ``UdpSocket.send``, and recorded in the transcript."""
+        if isinstance(message, (bytes, str)):
+            self.transcript.record("out", message.encode() if isinstance(message, str) else message)
+        super().send(message, host, port, tag, fn)
+        return self
+
+    write = send
+
+    def expect(self, timeout: Optional[float] = None) -> bytes:
+        """Wait for the next datagram and return it.
+
+        Raises:
+            ReadTimeout: If none arrives in time.
+            ConnectionClosed: If the socket closed (e.g. an ICMP refusal).
+            InvalidThreadUseError: If called on the socket loop.
+        """
+        if self._loop.on_thread():
+            raise InvalidThreadUseError("expect() blocks; call it from the test, not a callback")
+        limit = self.wait_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            self.check()
+            with self._lock:
+                if self._inbox:
+                    return self._inbox.popleft()
+                gate = self._changed
+            if self.closed():
+                raise ConnectionClosed("the UDP socket closed (see the log for why)")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not gate.wait(remaining):
+                raise ReadTimeout(f"no datagram within {limit} s\n{self.transcript.render()}")
+
+    def request(self, message: Union[bytes, str], timeout: Optional[float] = None) -> bytes:
+        """Send ``message`` to the peer and return the next datagram."""
+        self.send(message)
+        return self.expect(timeout)
