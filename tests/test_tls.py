@@ -89,7 +89,8 @@ def test_wrong_peer_name_fails_the_handshake(
     # The original's security note: a trusted certificate for another name must not pass.
     inbox = Inbox()
     client, gone = _connect_tls(tls_echo, inbox, peer_name="bank.example", context=client_context)
-    client.write(b"secret\n").read(b"\n", 1)
+    client.write(b"secret\n")
+    client.read(b"\n", 1)
     [(reason,)] = gone.wait()
     assert reason.startswith("TLS negotiation failed: certificate verify failed: Hostname mismatch")
     assert "'bank.example'" in reason
@@ -123,7 +124,9 @@ def test_untrusted_ca_fails_and_verify_false_passes(tls_echo: hsocket.Socket) ->
     # The default context trusts the system store, which does not know this test CA.
     inbox = Inbox()
     client, gone = _connect_tls(tls_echo, inbox)
-    client.write(b"x\n").read(b"\n")
+    # Not chained: the handshake may already have failed (and closed the socket) by now.
+    client.write(b"x\n")
+    client.read(b"\n")
     [(reason,)] = gone.wait()
     assert reason.startswith("TLS negotiation failed: certificate verify failed")
     assert inbox.items == []
@@ -318,9 +321,11 @@ def test_mutual_tls_requires_a_client_certificate(
     client: TestClient = hsock_client(server, client_cert=True)  # type: ignore[operator]
     client.write(b"who\n")
     assert client.expect(b"\n") == b"verified\n"
-    stranger: TestClient = hsock_client(server, tls=True)  # type: ignore[operator]
-    stranger.write(b"who\n")
-    with pytest.raises(hsocket.ConnectionClosed):
+    # With TLS 1.3 the refusal may come during the handshake or right after it: either way the
+    # client without a certificate gets no answer.
+    with pytest.raises(ConnectionError, match=r"CERTIFICATE_REQUIRED|peer closed"):  # noqa: PT012
+        stranger: TestClient = hsock_client(server, tls=True)  # type: ignore[operator]
+        stranger.write(b"who\n")
         stranger.expect(b"\n")
 
 
