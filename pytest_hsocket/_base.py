@@ -63,7 +63,12 @@ class SocketCore:
         check_callable(fn, "callback")
         self._loop: SocketLoop = get_loop()
         self._callback: Optional[ReadCallback] = fn
-        self._callback_takes_client = fn is not None and _takes_client(fn)
+        # A server's callback was inspected already: its connections share the answer.
+        self._callback_takes_client: bool = (
+            _parent._callback_takes_client
+            if _parent is not None and fn is _parent._callback
+            else fn is not None and _takes_client(fn)
+        )
         self._timeout: float = _default_timeout() if _parent is None else _parent._timeout
         self._mode = IDLE if _parent is None else CLIENT
         self.parent = _parent

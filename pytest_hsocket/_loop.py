@@ -229,6 +229,11 @@ class CallbackQueue:
         self._running = False
         self._on_error = on_error
 
+    @property
+    def busy(self) -> bool:
+        """Whether callbacks are queued or running."""
+        return self._running or bool(self._items)
+
     def post(self, where: str, fn: Callable[..., Any], *args: Any) -> None:
         """Queue ``fn(*args)``; ``where`` names it in error messages. Call on the loop."""
         self._items.append((where, fn, args))

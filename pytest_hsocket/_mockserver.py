@@ -272,6 +272,8 @@ class MockServer(Socket):
         gates = []
         for conn in self._connections:
             stream = conn.client._stream
+            if stream is None and not conn.client._callbacks.busy:
+                continue  # closed and idle: nothing of it is left to process
             if stream is not None:
                 pulled += stream.pull_now()
             gate = Gate()

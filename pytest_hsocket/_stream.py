@@ -113,6 +113,7 @@ class Stream:
         self._timer: Any = None
         self._timed: Optional[ReadRequest] = None
         self._close_when_flushed = False
+        self._ciphertext = bytearray()
         self._wake: Any = gevent.event.Event()
         self.tls: Optional[TlsSession] = None
         self._tls_pending: Optional[tuple[ssl.SSLContext, bool, Optional[str]]] = None
@@ -340,11 +341,27 @@ class Stream:
         self, data: memoryview, tag: int, fn: Optional[WriteCallback], timeout: float
     ) -> None:
         """Queue bytes to send; sends inline what the kernel takes at once."""
+        tls = self.tls
         if (
+            tls is not None
+            and tls.handshake_done
+            and self._writer is None
+            and not self._writes
+            and not self._ciphertext
+            and self._tls_pending is None
+            and not self.closed
+        ):
+            tls.encrypt(data)
+            if self._send_ciphertext(tls.take_outgoing()):
+                self._written(tag, fn)
+                return
+            # The rest waits in _ciphertext; an empty write then reports when it is sent.
+            data = data[:0]
+        elif (
             self.sock is not None
             and not self._writes
             and not self.closed
-            and self.tls is None
+            and tls is None
             and self._tls_pending is None
         ):
             try:
@@ -360,6 +377,24 @@ class Stream:
             data = data[sent:]
         self._writes.append([data, tag, fn, timeout])
         self._kick_writer()
+
+    def _send_ciphertext(self, data: bytes) -> bool:
+        # TLS records, sent inline when nothing is queued before them; the rest is left to the
+        # writer, which sends _ciphertext before anything else. Returns whether all was sent.
+        sent = 0
+        if self._writer is None and not self._ciphertext and self.sock is not None:
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self.close(_reason_of(exc), error=True)
+                return True
+        if sent == len(data):
+            return True
+        self._ciphertext += memoryview(data)[sent:]
+        self._kick_writer()
+        return False
 
     def _kick_writer(self) -> None:
         if self.sock is None or self.closed:
@@ -382,6 +417,11 @@ class Stream:
         try:
             while not self.closed:
                 tls = self.tls
+                if self._ciphertext:
+                    pending = bytes(self._ciphertext)
+                    self._ciphertext.clear()
+                    self._send_all(sock, [memoryview(pending), -1, None, -1.0])
+                    continue
                 if tls is not None and tls.has_outgoing:
                     self._send_all(sock, [memoryview(tls.take_outgoing()), -1, None, -1.0])
                     continue
@@ -510,7 +550,7 @@ class Stream:
                 owner._stream_secured(self)
             self._wake.set()
         if tls.has_outgoing:
-            self._kick_writer()
+            self._send_ciphertext(tls.take_outgoing())
         if plain:
             done = self.queue.feed(plain)
             if done:
@@ -521,9 +561,11 @@ class Stream:
 
     def _send_alert(self, tls: TlsSession) -> None:
         # Best effort, without waiting: tell the peer why before closing.
-        if self.sock is not None and tls.has_outgoing:
+        if self.sock is not None and (tls.has_outgoing or self._ciphertext):
+            data = bytes(self._ciphertext) + tls.take_outgoing()
+            self._ciphertext.clear()
             with contextlib.suppress(OSError):
-                self.sock.send(tls.take_outgoing())
+                self.sock.send(data)
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -531,7 +573,7 @@ class Stream:
         """Close gracefully once every queued write is in the kernel (FIN after the data)."""
         if self.closed:
             return
-        if self._writes or self.sock is None:
+        if self._writes or self._ciphertext or self._writer is not None or self.sock is None:
             self._close_when_flushed = True
             return
         if self.tls is not None:
