@@ -217,7 +217,7 @@ class MockServer(Socket):
                 client._stream.finish()
             return
         if not conn.conversation.ended:
-            client._push_read(ReadRequest(AVAILABLE))
+            client._push_read(ReadRequest(AVAILABLE))  # a stalled one reads nothing more
 
     def _perform(self, conn: _Connection, actions: list[Action]) -> None:
         client = conn.client
@@ -237,6 +237,10 @@ class MockServer(Socket):
                 stream.reset()
             elif action.kind == "start_tls":
                 self._server_tls(client)
+            elif action.kind == "half_close":
+                stream.half_close()
+            elif action.kind == "stall":
+                conn.transcript.record("stalled")
 
     def _server_tls(self, client: Socket) -> None:
         if self.tls_context is None:

@@ -7,14 +7,18 @@ is unmet and what arrived unexpected. Nothing here does I/O.
 
 from __future__ import annotations
 
+import random
 import re
-from typing import Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 Payload = Union[bytes, str, Callable[[bytes], Union[bytes, str, None]]]
 MatchSpec = Union[bytes, str, int, "re.Pattern[bytes]", "Until"]
 """What ``expect`` accepts."""
 Spec = Union[bytes, int, "re.Pattern[bytes]", "Until"]
 """What a rule keeps, once checked (a str became bytes)."""
+
+_FAULTS = frozenset({"dribble", "trickle", "truncate", "reset_after", "garbage"})
+_ENDINGS = frozenset({"close", "reset", "truncate", "reset_after", "stall"})
 
 _NEED = -1  # wait for more bytes
 _NO = -2  # can never match
@@ -33,6 +37,20 @@ class Until:
 
     def __repr__(self) -> str:
         return f"until({self.delimiter!r})"
+
+
+def _positive(value: object, what: str, zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {value!r}")
+    if value < 0 or (value == 0 and not zero):
+        raise ValueError(f"{what} must be {'0 or more' if zero else 'positive'}, not {value!r}")
+
+
+def _seconds(value: object, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds, not {value!r}")
+    if value < 0:
+        raise ValueError(f"{what} must not be negative, not {value!r}")
 
 
 def until(delimiter: Union[bytes, str]) -> Until:
@@ -96,7 +114,8 @@ class Action(NamedTuple):
     """Something a conversation asks the I/O layer to do.
 
     ``kind`` is ``"send"`` (``data``), ``"delay"`` (``seconds``), ``"close"``, ``"reset"``,
-    ``"start_tls"`` or ``"matched"`` (``note`` names the rule, ``data`` the bytes it matched).
+    ``"start_tls"``, ``"stall"``, ``"half_close"`` or ``"matched"`` (``note`` names the rule,
+    ``data`` the bytes it matched).
     """
 
     kind: str
@@ -120,8 +139,7 @@ class Rule:
         Raises:
             TypeError: If ``payload`` is none of those.
         """
-        if not isinstance(payload, (bytes, str)) and not callable(payload):
-            raise TypeError(f"respond() payload must be bytes, str or callable, not {payload!r}")
+        self._check_payload(payload, "respond()")
         self.steps.append(("send", payload))
         return self
 
@@ -152,6 +170,58 @@ class Rule:
         """Upgrade the connection to TLS as the server, after what was sent before it."""
         self.steps.append(("start_tls", None))
         return self
+
+    # -- faults: how a bad network or a broken server behaves ----------------------------------
+
+    def dribble(self, payload: Payload, size: int = 1, delay: float = 0.01) -> Rule:
+        """Send ``payload`` in slices of ``size`` bytes, ``delay`` seconds apart."""
+        self._check_payload(payload, "dribble()")
+        _positive(size, "dribble() size")
+        _seconds(delay, "dribble() delay")
+        self.steps.append(("dribble", (payload, size, float(delay))))
+        return self
+
+    def trickle(self, payload: Payload, rate: int) -> Rule:
+        """Send ``payload`` at ``rate`` bytes per second at most (in 20 ms slices)."""
+        self._check_payload(payload, "trickle()")
+        _positive(rate, "trickle() rate")
+        self.steps.append(("trickle", (payload, rate)))
+        return self
+
+    def truncate(self, payload: Payload, after: int) -> Rule:
+        """Send the first ``after`` bytes of ``payload``, then close: a response cut short."""
+        self._check_payload(payload, "truncate()")
+        _positive(after, "truncate() after", zero=True)
+        self.steps.append(("truncate", (payload, after)))
+        return self
+
+    def reset_after(self, payload: Payload, after: int) -> Rule:
+        """Send the first ``after`` bytes of ``payload``, then reset the connection (RST)."""
+        self._check_payload(payload, "reset_after()")
+        _positive(after, "reset_after() after", zero=True)
+        self.steps.append(("reset_after", (payload, after)))
+        return self
+
+    def garbage(self, size: int, seed: Optional[int] = None) -> Rule:
+        """Send ``size`` random bytes (reproducible with ``seed``)."""
+        _positive(size, "garbage() size")
+        self.steps.append(("garbage", (size, seed)))
+        return self
+
+    def stall(self) -> Rule:
+        """Say nothing more, ever, and read nothing more: the connection stays open."""
+        self.steps.append(("stall", None))
+        return self
+
+    def half_close(self) -> Rule:
+        """Shut down the sending side (the client reads EOF) but keep reading."""
+        self.steps.append(("half_close", None))
+        return self
+
+    @staticmethod
+    def _check_payload(payload: Payload, what: str) -> None:
+        if not isinstance(payload, (bytes, str)) and not callable(payload):
+            raise TypeError(f"{what} payload must be bytes, str or callable, not {payload!r}")
 
     def __repr__(self) -> str:
         spec = self.spec if isinstance(self.spec, (bytes, int, Until)) else self.spec.pattern
@@ -267,7 +337,17 @@ class Conversation:
         self._derailed = False
         return actions
 
+    def _sync(self) -> None:
+        # Rules added after the connection began (a client connected before the test scripted
+        # the server) join its conversation.
+        rules = self.script.rules
+        if len(self.counts) != len(rules):
+            self.counts += [0] * (len(rules) - len(self.counts))
+            self._ordered = [i for i, r in enumerate(rules) if r.ordered]
+            self._unordered = [i for i, r in enumerate(rules) if not r.ordered]
+
     def _candidates(self) -> list[int]:
+        self._sync()
         out = []
         for index in self._ordered[self._pos :]:
             rule = self.script.rules[index]
@@ -306,38 +386,66 @@ class Conversation:
         rule = self.script.rules[index]
         actions = [Action("matched", matched, note=repr(rule))]
         for kind, value in rule.steps:
-            if kind == "send":
-                payload = value
-                if callable(payload):
-                    try:
-                        payload = payload(matched)
-                    except Exception as exc:
-                        self.errors.append(exc)
-                        continue
-                if payload is None:
-                    continue
-                if isinstance(payload, str):
-                    payload = payload.encode("utf-8")
-                if not isinstance(payload, bytes):
-                    self.errors.append(
-                        TypeError(
-                            f"respond() function must return bytes, str or None, not {payload!r}"
-                        )
-                    )
-                    continue
-                actions.append(Action("send", payload))
-            elif kind == "delay":
+            if kind == "delay":
                 assert isinstance(value, float)
                 actions.append(Action("delay", seconds=value))
+            elif kind in _FAULTS or kind == "send":
+                actions += self._payload_actions(kind, value, matched)
             else:
                 actions.append(Action(kind))
-                if kind in ("close", "reset"):
-                    self.ended = True
-                    break
+            if kind in _ENDINGS:
+                self.ended = True
+                break
         return actions
+
+    def _payload_actions(self, kind: str, value: Any, matched: bytes) -> list[Action]:
+        if kind == "garbage":
+            size, seed = value
+            return [Action("send", random.Random(seed).randbytes(size))]
+        args = value if isinstance(value, tuple) else (value,)
+        payload = self._resolve(args[0], matched)
+        if payload is None:
+            return [Action("close")] if kind == "truncate" else []
+        if kind == "send":
+            return [Action("send", payload)]
+        if kind == "truncate":
+            return [Action("send", payload[: args[1]]), Action("close")]
+        if kind == "reset_after":
+            return [Action("send", payload[: args[1]]), Action("reset")]
+        if kind == "dribble":
+            size, delay = args[1], args[2]
+        else:  # trickle: 20 ms slices at the rate
+            rate = args[1]
+            size = max(1, rate // 50)
+            delay = size / rate
+        out: list[Action] = []
+        for start in range(0, len(payload), size):
+            if start:
+                out.append(Action("delay", seconds=delay))
+            out.append(Action("send", payload[start : start + size]))
+        return out
+
+    def _resolve(self, payload: Any, matched: bytes) -> Optional[bytes]:
+        if callable(payload):
+            try:
+                payload = payload(matched)
+            except Exception as exc:
+                self.errors.append(exc)
+                return None
+        if payload is None:
+            return None
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        if not isinstance(payload, bytes):
+            self.errors.append(
+                TypeError(f"respond() function must return bytes, str or None, not {payload!r}")
+            )
+            return None
+        return payload
 
     def unmet(self) -> list[str]:
         """Return a line for each rule that matched fewer times than it must."""
+        self._sync()
         lines = []
         for index, rule in enumerate(self.script.rules):
             if rule.times is not None and self.counts[index] < rule.times:

@@ -113,6 +113,7 @@ class Stream:
         self._timer: Any = None
         self._timed: Optional[ReadRequest] = None
         self._close_when_flushed = False
+        self._shutdown_when_flushed = False
         self._ciphertext = bytearray()
         self._wake: Any = gevent.event.Event()
         self.tls: Optional[TlsSession] = None
@@ -468,6 +469,9 @@ class Stream:
         self._writer = None
         if self._close_when_flushed:
             self.finish()
+        elif self._shutdown_when_flushed:
+            self._shutdown_when_flushed = False
+            self.half_close()
 
     def _send_all(self, sock: socket.socket, item: list[Any]) -> None:
         data: memoryview = item[0]
@@ -582,6 +586,16 @@ class Stream:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR)
         self.close(LOCAL_CLOSE)
+
+    def half_close(self) -> None:
+        """Shut down the sending side once queued writes are out; keep reading."""
+        if self.closed or self.sock is None:
+            return
+        if self._writes or self._ciphertext or self._writer is not None:
+            self._shutdown_when_flushed = True
+            return
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
 
     def reset(self) -> None:
         """Abort the connection: the peer sees a TCP RST (``Connection reset by peer``)."""
