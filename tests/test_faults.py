@@ -80,7 +80,7 @@ def test_reset_after_n_bytes_gives_connection_reset(
     hsock_server.expect(b"GET\n").reset_after(b"0123456789", 4)
     client.sendall(b"GET\n")
     received = b""
-    with pytest.raises(ConnectionResetError):
+    with pytest.raises(ConnectionResetError):  # noqa: PT012 - read until the reset
         while True:
             chunk = client.recv(100)
             assert chunk, "a clean EOF instead of a reset"
