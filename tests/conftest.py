@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -79,3 +80,67 @@ def port_of(server: hsocket.Socket) -> int:
     port = server.info()["localPort"]
     assert isinstance(port, int)
     return port
+
+
+# -- leak check over the whole session -------------------------------------------------------
+
+_BASELINE: dict[str, int] = {}
+
+
+def _open_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:  # pragma: no cover - no /proc
+        return -1
+
+
+def _live_greenlets() -> int:
+    import gc
+
+    import greenlet
+    from gevent.hub import Hub
+    from gevent.threadpool import _WorkerGreenlet as PoolWorker
+
+    return sum(
+        1
+        for o in gc.get_objects()
+        if isinstance(o, greenlet.greenlet)
+        and not isinstance(o, (Hub, PoolWorker))  # the resolver's pool, kept for reuse
+        and not o.dead
+        and o.parent is not None  # a thread's own root greenlet is not a leak
+    )
+
+
+def _user_threads() -> int:
+    return sum(1 for t in threading.enumerate() if not isinstance(t, threading._DummyThread))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import gc
+
+    from pytest_hsocket._loop import get_loop
+
+    get_loop()  # its own descriptors are not a leak
+    gc.collect()
+    _BASELINE.update(fds=_open_fds(), threads=_user_threads(), greenlets=_live_greenlets())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import gc
+
+    if not _BASELINE or hasattr(session.config, "workerinput"):
+        return
+    gc.collect()
+    now = {"fds": _open_fds(), "threads": _user_threads(), "greenlets": _live_greenlets()}
+    report = ", ".join(f"{k} {_BASELINE[k]} -> {now[k]}" for k in now)
+    leaked = [k for k in now if now[k] > _BASELINE[k]]
+    session.config.hsock_leak_report = report  # type: ignore[attr-defined]
+    if leaked and exitstatus == 0 and session.testscollected > 20:
+        session.exitstatus = 1
+        print(f"\nhsocket leak check FAILED: {report}")
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    report = getattr(config, "hsock_leak_report", None)
+    if report:
+        terminalreporter.write_line(f"hsocket leak check: {report}")
