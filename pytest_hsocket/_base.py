@@ -132,7 +132,7 @@ class SocketCore:
         Returns:
             This socket.
         """
-        check_callable(fn, "on_disconnect() hook")
+        check_callable(fn, "on_disconnect() hook", optional=False)
         self._on_disconnect.append(fn)
         return self
 
@@ -145,7 +145,7 @@ class SocketCore:
         Returns:
             This socket.
         """
-        check_callable(fn, "on_connect() hook")
+        check_callable(fn, "on_connect() hook", optional=False)
         self._on_connect.append(fn)
         return self
 
@@ -178,13 +178,16 @@ class SocketCore:
         listening = self._mode == SERVER
         sock = self._listener if listening else (self._stream.sock if self._stream else None)
         user_data = {SERVER: "SERVER", CLIENT: "CLIENT"}.get(self._mode, "")
+        closed_client = self._mode == CLIENT and self._stream is None
+        if closed_client:
+            user_data = ""  # an accepted connection that has closed, as the original reports
         if self._mode == CONNECTED and self.connected():
             user_data = "DEFAULT"
         return _info.tcp_info(
             sock=sock,
             listening=listening,
             connected=(not listening) and self.connected(),
-            started=self._mode != IDLE,
+            started=self._mode != IDLE and not closed_client,
             connections=self.connections(),
             secure=self._secure,
             timeout=self._timeout,

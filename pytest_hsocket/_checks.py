@@ -34,6 +34,8 @@ def check_unix_path(path: str, what: str) -> str:
     expanded = os.path.expanduser(path)
     if not expanded:
         raise ValueError(f"{what} path must not be empty")
+    if "\x00" in expanded:
+        raise ValueError(f"{what} path must not contain a NUL byte: {expanded!r}")
     size = len(os.fsencode(expanded))
     if size >= UNIX_PATH_MAX:
         raise ValueError(
@@ -43,10 +45,12 @@ def check_unix_path(path: str, what: str) -> str:
     return expanded
 
 
-def check_callable(fn: object, what: str) -> None:
-    """Raise ``TypeError`` unless ``fn`` is callable or ``None``."""
-    if fn is not None and not callable(fn):
-        raise TypeError(f"{what} must be callable or None, not {fn!r}")
+def check_callable(fn: object, what: str, optional: bool = True) -> None:
+    """Raise ``TypeError`` unless ``fn`` is callable (or ``None`` where ``optional``)."""
+    if fn is None and optional:
+        return
+    if not callable(fn):
+        raise TypeError(f"{what} must be callable{' or None' if optional else ''}, not {fn!r}")
 
 
 def check_timeout(timeout: object, what: str) -> float:
@@ -68,7 +72,10 @@ def as_bytes(message: object, what: str) -> bytes:
     if isinstance(message, bytes):
         return message
     if isinstance(message, str):
-        return message.encode("utf-8")
+        try:
+            return message.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} message is not valid text: {message!r}") from None
     if isinstance(message, (bytearray, memoryview)):
         return bytes(message)
     raise TypeError(f"{what} message must be bytes or str, not {message!r}")

@@ -103,7 +103,10 @@ def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> 
     elif isinstance(delimiter, str):
         if not delimiter:
             raise ValueError("read() delimiter must not be empty, not ''")
-        matcher = delimiter.encode("utf-8")
+        try:
+            matcher = delimiter.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"read() delimiter is not valid text: {delimiter!r}") from None
     elif isinstance(delimiter, re.Pattern):
         if not isinstance(delimiter.pattern, bytes):
             raise TypeError(
@@ -209,6 +212,15 @@ class ReadQueue:
         self._requests.popleft()
         self._scan_from = 0
         return self._drain() if self._buf else []
+
+    def cancel(self, request: ReadRequest) -> bool:
+        """Remove a queued read (a test gave up waiting); return whether it was queued."""
+        try:
+            self._requests.remove(request)
+        except ValueError:
+            return False
+        self._scan_from = 0
+        return True
 
     def take_unread(self) -> bytes:
         """Remove and return every buffered byte (for a hand-over, e.g. to TLS)."""

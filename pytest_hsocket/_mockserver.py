@@ -14,7 +14,7 @@ from ._framing import AVAILABLE, ReadRequest
 from ._script import Action, Conversation, MatchSpec, Rule, Script
 from ._sync import Gate
 from ._tcp import ReadCallback, Socket, Tap
-from ._transcript import Transcript, show
+from ._transcript import Transcript, brief
 
 ContextSource = Union[ssl.SSLContext, Callable[[], ssl.SSLContext]]
 """An ``ssl.SSLContext``, or a function that makes one when first needed."""
@@ -310,7 +310,7 @@ class MockServer(Socket):
             lines += [f"{where}: unexpected data {note}" for note in conv.unexpected]
             if conv.leftover():
                 lines.append(
-                    f"{where}: unexpected data {show(conv.leftover(), 64)[0]} (incomplete)"
+                    f"{where}: unexpected data {brief(conv.leftover())} (incomplete)"
                 )
             lines += [f"{where}: respond() raised {type(e).__name__}: {e}" for e in conv.errors]
         if not default_started and not self._driven_by_user:

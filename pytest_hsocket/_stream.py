@@ -155,7 +155,7 @@ class Stream:
             if exc is not timer:
                 raise
             self._fail_connect(CONNECT_TIMEOUT)
-        except socket.gaierror as exc:
+        except (socket.gaierror, ValueError, UnicodeError, OSError) as exc:
             self._fail_connect(_reason_of(exc))
         except Closed:
             pass
@@ -232,6 +232,7 @@ class Stream:
         watcher = self._read_watcher
         chunk = bytearray(RECV_SIZE)
         view = memoryview(chunk)
+        chunks = 0
         try:
             while not self.closed:
                 if queue.buffered >= HIGH_WATER and not queue.pending:
@@ -248,7 +249,9 @@ class Stream:
                     self._received_eof()
                     return
                 self._received(view[:n])
-                gevent.sleep(0)  # fairness: other connections run between chunks
+                chunks += 1
+                if not chunks & 7:
+                    gevent.sleep(0)  # fairness: other connections run every 2 MiB
         except Closed:
             pass
         except OSError as exc:
@@ -624,6 +627,9 @@ class Stream:
         connector, self._connector = self._connector, None
         if connector is not None and connector is not current:
             connector.kill(Closed, block=False)
+        for item in self._writes:
+            if hasattr(item[2], "one_done"):
+                item[2].one_done()  # a broadcast's callback must not wait for a closed client
         self._writes.clear()
         self._wake.set()
         lost, unread = self.queue.clear()

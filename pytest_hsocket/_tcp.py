@@ -105,6 +105,12 @@ class Socket(SocketCore):
         if not isinstance(host, (str, os.PathLike)):
             raise TypeError(f"connect() host must be a str, not {host!r}")
         host = os.fspath(host)
+        if "\x00" in host:
+            raise ValueError(f"connect() host must not contain a NUL byte: {host!r}")
+        try:
+            host.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"connect() host must be valid text, not {host!r}") from None
         check_callable(fn, "connect() callback")
         unix = port is None
         if unix:
@@ -155,6 +161,8 @@ class Socket(SocketCore):
             TypeError: If ``port`` is neither an int nor a path.
             ValueError: If the port is out of range or the path too long or empty.
         """
+        if not isinstance(host, str):
+            raise TypeError(f"listen() host must be a str, not {host!r}")
         if isinstance(port, (str, os.PathLike)):
             path = check_unix_path(os.fspath(port), "listen()")
             what = "Unable to bind Unix domain path: %s"

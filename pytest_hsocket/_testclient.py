@@ -190,6 +190,13 @@ class TestClient(Socket):
             changed, self._changed = self._changed, Gate()
         changed.open()
 
+    def _cancel(self, ticket: _Ticket) -> None:
+        stream = self._stream
+        if stream is not None and stream.queue.cancel(ticket.request):
+            if ticket in self._tickets:
+                self._tickets.remove(ticket)
+            stream._arm_read_timer()
+
     def _disconnected(self, reason: str) -> None:
         tickets = list(self._tickets)
         self._tickets.clear()
@@ -235,6 +242,9 @@ class TestClient(Socket):
         with self._lock:
             if not arrived and not ticket.gate.is_open:
                 ticket.abandoned = True
+        if ticket.abandoned:
+            # Take the read back, so the bytes it would have had serve the next one.
+            self._loop.run_sync(lambda: self._cancel(ticket))
         self.check()
         if ticket.data is not None:
             return ticket.data
@@ -290,7 +300,7 @@ class TestClient(Socket):
     ) -> ConnectionClosed:
         reason = self.last_disconnect_reason or "never connected"
         unread = self.unread
-        lost = self.lost_reads[0] if self.lost_reads else request
+        lost = request if request is not None else (self.lost_reads[0] if self.lost_reads else None)
         if lost is not None:
             reading = f"while reading to {lost.describe()}, tag {lost.tag}"
         else:

@@ -56,6 +56,13 @@ def show(data: bytes, limit: int = SHOW_LIMIT) -> list[str]:
     return lines
 
 
+def brief(data: bytes, limit: int = 64) -> str:
+    """One line for ``data`` in a message: its repr, cut to ``limit`` bytes with a count."""
+    if len(data) <= limit:
+        return repr(data)
+    return f"{data[:limit]!r}... ({len(data)} bytes)"
+
+
 def first_difference(expected: bytes, actual: bytes) -> int:
     """Return the offset of the first differing byte (the shorter length if one is a prefix)."""
     for index, (a, b) in enumerate(zip(expected, actual)):

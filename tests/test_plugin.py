@@ -335,3 +335,44 @@ def test_off_script_data_closes_the_connection_at_once(pytester: pytest.Pytester
             "  +*s  off script: connection close",
         ]
     )
+
+
+def test_a_timed_out_expect_leaves_the_data_for_the_next(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_hsocket import ReadTimeout
+
+        def test_late_reply(hsock_server, hsock_client):
+            hsock_server.expect(b"SLOW\\n").delay(0.3).respond(b"late\\n")
+            client = hsock_client(hsock_server)
+            client.write(b"SLOW\\n")
+            with pytest.raises(ReadTimeout):
+                client.expect(b"\\n", tag=1, timeout=0.05)
+            assert client.expect(b"\\n", tag=2) == b"late\\n"
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_bad_marker_and_log_level_are_usage_errors(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.hsocket(speed=3)
+        def test_marked(hsock_server):
+            pass
+
+        def test_other():
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.hsocket takes timeout= and transcripts= only*"])
+    bad = pytester.runpytest("-p", "no:cacheprovider", "--hsock-log-level", "loud")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(
+        ["*--hsock-log-level / hsock_log_level: set_log_level() level must be one of*"]
+    )

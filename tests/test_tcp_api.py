@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import stat
+import struct
 import sys
 import threading
 import warnings
@@ -509,3 +510,58 @@ def test_works_in_a_gevent_monkey_patched_process(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[(b'PATCHED\\n', 4)] b'GREEN\\n'"
     assert "Exception ignored" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        pytest.param(lambda: hsocket.new().connect("a\x00b", 80), ValueError, "connect() host must not contain a NUL byte", id="nul-host"),
+        pytest.param(lambda: hsocket.new().connect("\udcff", 80), ValueError, "connect() host must be valid text", id="surrogate-host"),
+        pytest.param(lambda: hsocket.server(0, host=5), TypeError, "listen() host must be a str, not 5", id="listen-host"),
+        pytest.param(lambda: hsocket.server("/tmp/a\x00b"), ValueError, "listen() path must not contain a NUL byte", id="nul-path"),
+        pytest.param(lambda: hsocket.new(print).read("\udcff"), ValueError, "read() delimiter is not valid text", id="surrogate-delimiter"),
+        pytest.param(lambda: hsocket.new().write("\udcff"), ValueError, "write() message is not valid text", id="surrogate-message"),
+        pytest.param(lambda: hsocket.new().on_connect(None), TypeError, "on_connect() hook must be callable, not None", id="hook-none"),
+        pytest.param(lambda: hsocket.new().on_disconnect(3), TypeError, "on_disconnect() hook must be callable, not 3", id="hook-int"),
+    ],
+)  # fmt: skip
+def test_more_bad_arguments(call: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        call()
+
+
+def test_broadcast_callback_runs_even_if_a_client_drops() -> None:
+    server = hsocket.server(0)
+    accepted = Signal()
+    server.on_connect(accepted)
+    stays = socket.create_connection(("127.0.0.1", port_of(server)), WAIT)
+    leaves = socket.create_connection(("127.0.0.1", port_of(server)), WAIT)
+    accepted.wait(2)
+    leaves.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    leaves.close()
+    written = Signal()
+    # Large enough that the write to the dropped client is still queued when it goes.
+    server.write(b"x" * (16 * 1024 * 1024), 3, written)
+    stays.settimeout(WAIT)
+    received = 0
+    while received < 16 * 1024 * 1024:
+        received += len(stays.recv(1 << 20))
+    assert written.wait() == [(3,)]
+    stays.close()
+    server.disconnect()
+
+
+def test_an_accepted_connection_reports_disconnected_after_it_closes() -> None:
+    server = hsocket.server(0)
+    accepted = Signal()
+    server.on_connect(accepted)
+    peer = socket.create_connection(("127.0.0.1", port_of(server)), WAIT)
+    [(client,)] = accepted.wait()
+    assert client.info()["userData"] == "CLIENT"
+    gone = Signal()
+    client.on_disconnect(gone)
+    peer.close()
+    gone.wait()
+    assert client.info()["userData"] == ""
+    assert client.info()["isDisconnected"] is True
+    server.disconnect()

@@ -48,7 +48,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     level = config.getoption("--hsock-log-level") or config.getini("hsock_log_level")
     if level:
-        pytest_hsocket.set_log_level(int(level) if str(level).isdigit() else str(level))
+        try:
+            pytest_hsocket.set_log_level(int(level) if str(level).isdigit() else str(level))
+        except ValueError as exc:
+            raise pytest.UsageError(f"--hsock-log-level / hsock_log_level: {exc}") from None
 
 
 def _marker(node: pytest.Item, key: str) -> Optional[Any]:
@@ -87,7 +90,10 @@ def wait_timeout(node: pytest.Item) -> float:
 
 def show_transcripts(node: pytest.Item) -> bool:
     """Whether a failed test's report gets the transcripts section."""
-    value = _marker(node, "transcripts")
+    try:
+        value = _marker(node, "transcripts")
+    except pytest.UsageError:
+        value = None  # reported where the fixtures read the marker, not in a report hook
     if value is not None:
         return bool(value)
     if node.config.getoption("--hsock-no-transcripts"):
