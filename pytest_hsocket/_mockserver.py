@@ -11,6 +11,14 @@ import gevent
 
 from ._errors import HSocketError
 from ._framing import AVAILABLE, ReadRequest
+from ._record import (
+    PathLike,
+    RecordEntry,
+    dump_recording,
+    load_recording,
+    recording_from_transcripts,
+    scripts_from_recording,
+)
 from ._script import Action, Conversation, MatchSpec, Rule, Script
 from ._sync import Gate
 from ._tcp import ReadCallback, Socket, Tap
@@ -165,6 +173,38 @@ class MockServer(Socket):
             raise ValueError(f"connection() number must be a positive int, not {number!r}")
         return self._scripts.setdefault(number, Script())
 
+    def replay(self, recording: Union[PathLike, list[RecordEntry]]) -> MockServer:
+        """Play back the server's side of a recorded conversation and expect the client's.
+
+        What the client sent becomes exact ``expect`` rules, what the server answered becomes
+        their ``respond``; a recording of one connection is played to every connection, one of
+        several gives each recorded connection its own script (``connection(n)``).
+
+        Args:
+            recording: A file saved by ``hsock_proxy``/``save`` (JSON lines), or its entries.
+        Returns:
+            This server.
+        Raises:
+            ValueError: If the file is not a recording.
+        """
+        if isinstance(recording, (str, os.PathLike)):
+            recording = load_recording(recording)
+        scripts = scripts_from_recording(list(recording))
+        if len(scripts) == 1:
+            [script] = scripts.values()
+            self.script.rules += script.rules
+            self.script.greetings += script.greetings
+        else:
+            for number, script in scripts.items():
+                own = self.connection(number)
+                own.rules += script.rules
+                own.greetings += script.greetings
+        return self
+
+    def save(self, path: PathLike) -> None:
+        """Write every connection's conversation so far as a recording (see ``replay``)."""
+        dump_recording(recording_from_transcripts(self.transcripts, server_side=True), path)
+
     def set_callback(self, fn: Optional[ReadCallback] = None) -> MockServer:
         """Drive the server hs.socket-style: ``fn(data, tag[, client])``; ``None`` = the script.
 
@@ -309,9 +349,7 @@ class MockServer(Socket):
                 lines += [f"{where}: unmet {line}" for line in conv.unmet()]
             lines += [f"{where}: unexpected data {note}" for note in conv.unexpected]
             if conv.leftover():
-                lines.append(
-                    f"{where}: unexpected data {brief(conv.leftover())} (incomplete)"
-                )
+                lines.append(f"{where}: unexpected data {brief(conv.leftover())} (incomplete)")
             lines += [f"{where}: respond() raised {type(e).__name__}: {e}" for e in conv.errors]
         if not default_started and not self._driven_by_user:
             required = [r for r in self.script.rules if r.times is not None]
@@ -340,6 +378,14 @@ class MockServer(Socket):
             if transcripts:
                 lines += [t.render() for t in self.transcripts]
             raise ExpectationError("\n".join(lines))
+
+    def __enter__(self) -> MockServer:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.close()
+        if exc_type is None:
+            self.check()
 
     def __repr__(self) -> str:
         return f"<MockServer {self.name} {self.url}{'' if self.is_server else ' (closed)'}>"

@@ -161,6 +161,12 @@ class TestClient(Socket):
 
     setCallback = set_callback
 
+    def save(self, path: str) -> None:
+        """Write this connection's conversation as a recording (see ``MockServer.replay``)."""
+        from ._record import dump_recording, recording_from_transcripts
+
+        dump_recording(recording_from_transcripts([self.transcript], server_side=False), path)
+
     def _push_read(self, request: ReadRequest) -> None:
         # Socket.read() ends here on the loop: reads it queues land in the inbox.
         self._push_ticket(request, None)
