@@ -114,7 +114,7 @@ def parse_address(sockaddr: Union[bytes, bytearray, memoryview, str]) -> Optiona
         host = socket.inet_ntop(socket.AF_INET, data[4:8])
         return {"host": host, "port": port, "addressFamily": int(socket.AF_INET)}
     if family == BSD_AF_INET6 or family == socket.AF_INET6:
-        if len(data) < _SOCKADDR_IN6_LEN - 4:
+        if len(data) < _SOCKADDR_IN6_LEN:
             return None
         port = struct.unpack_from("!H", data, 2)[0]
         host = socket.inet_ntop(socket.AF_INET6, data[8:24])

@@ -9,7 +9,7 @@ from typing import Callable, Optional, Union
 
 import gevent
 
-from ._errors import HSocketError
+from ._errors import HSocketError, InvalidThreadUseError
 from ._framing import AVAILABLE, ReadRequest
 from ._record import (
     PathLike,
@@ -301,6 +301,10 @@ class MockServer(Socket):
         Returns once every connection's queued work is done, or after ``timeout`` seconds
         (``wait_timeout`` by default), e.g. when a ``delay`` step is still sleeping.
         """
+        if self._loop.on_thread():
+            raise InvalidThreadUseError(
+                "settle() and close() wait for the loop; call them from the test, not a callback"
+            )
         limit = self.wait_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:

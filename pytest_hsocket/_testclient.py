@@ -9,7 +9,7 @@ from typing import Any, Optional, Union
 
 from ._errors import ConnectionClosed, InvalidThreadUseError, ReadTimeout
 from ._framing import ReadRequest, make_request
-from ._loop import _allocate_lock
+from ._loop import _allocate_lock, get_loop
 from ._mockserver import ContextSource
 from ._stream import PEER_CLOSED, Stream
 from ._sync import Gate
@@ -97,6 +97,8 @@ class TestClient(Socket):
         Raises:
             ConnectionError: If the connection (or the TLS handshake) fails or times out.
         """
+        if get_loop().on_thread():
+            raise InvalidThreadUseError("open() waits for the connection; call it from the test")
         where = host if port is None else f"{host}:{port}"
         client = cls(wait_timeout=wait_timeout, name=name or f"hsock_client to {where}")
         connected = Gate()

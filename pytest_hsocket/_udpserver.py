@@ -135,6 +135,8 @@ class UdpMockServer(UdpSocket):
 
     def settle(self, timeout: Optional[float] = None) -> None:
         """Process the datagrams that already arrived (up to ``timeout`` seconds)."""
+        if self._loop.on_thread():
+            raise InvalidThreadUseError("settle() waits for the loop; call it from the test")
         limit = self.wait_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
@@ -218,7 +220,9 @@ class UdpTestClient(UdpSocket):
             ConnectionError: If it cannot connect.
         """
         client = cls(wait_timeout=wait_timeout, name=f"hsock_udp_client to {host}:{port}")
-        if client.connect(host, port) is None or not client.connected():
+        connected = Gate()
+        # A name resolves on the loop: wait for the connect callback (a literal is at once).
+        if client.connect(host, port, connected.open) is None or not connected.wait(wait_timeout):
             client.close()
             raise ConnectionError(f"could not connect a UDP socket to {host}:{port}")
         client.receive()

@@ -14,7 +14,7 @@ from .._loop import get_loop
 from .._mockserver import ExpectationError, MockServer, unix_socket_dir
 from .._testclient import TestClient, open_client
 from .._udpserver import UdpMockServer, UdpTestClient
-from .options import show_transcripts, wait_timeout
+from .options import wait_timeout
 from .tls import TlsMaterial, client_tls_context, server_tls_context
 
 TRANSCRIPT_SOURCES = pytest.StashKey[list[Any]]()
@@ -105,8 +105,8 @@ def hsock_server_factory(
         server.close()
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
-    # With the report's transcript section on, the message need not repeat them.
-    failures = [str(exc) for exc in _check_all(servers, not show_transcripts(request.node))]
+    # Transcripts go to the report's own section (when shown at all), not into the message.
+    failures = [str(exc) for exc in _check_all(servers, False)]
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
 
@@ -224,7 +224,7 @@ def hsock_udp_server(
         error.reported = True
     failure = None
     try:
-        server.check(not show_transcripts(request.node))
+        server.check(False)
     except ExpectationError as exc:
         failure = str(exc)
     if failure is not None:
