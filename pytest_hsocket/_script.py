@@ -105,9 +105,7 @@ class Conversation:
             self._datagram = False
         if self._buf:
             expected = ", ".join(repr(self.script.rules[i]) for i in self._candidates())
-            self.unexpected.append(
-                f"{brief(self._buf)} (expected {expected or 'nothing more'})"
-            )
+            self.unexpected.append(f"{brief(self._buf)} (expected {expected or 'nothing more'})")
             self._buf = b""
         self._derailed = False
         return actions

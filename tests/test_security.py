@@ -49,6 +49,7 @@ def test_a_failing_test_writes_no_file(pytester: pytest.Pytester) -> None:
             assert client.expect(b"\\n") == b"yes\\n"
         """
     )
+
     def files() -> list[str]:
         # Python's own bytecode cache is not something the plugin wrote.
         return sorted(p.name for p in pytester.path.iterdir() if p.name != "__pycache__")
