@@ -15,6 +15,9 @@ from ._stream import Closed, os_socket
 
 log = logging.getLogger(__name__)
 
+ACCEPT_RETRY = 0.05
+"""Seconds the accept loop waits after a failed accept (e.g. no descriptor left)."""
+
 LISTEN_BACKLOG = 4096
 """Large enough that thousands of clients connecting at once are not dropped and retried."""
 
@@ -104,9 +107,13 @@ def accept_forever(
                 hub.wait(watcher)
                 continue
             except OSError as exc:
-                if still_listening():
-                    log.error("Unable to accept a connection: %s", exc)
-                return
+                if not still_listening():
+                    return
+                # Out of descriptors (EMFILE/ENFILE/ENOBUFS): the listener stays, so keep going
+                # once some are free again instead of leaving clients in the backlog for ever.
+                log.error("Unable to accept a connection: %s", exc)
+                gevent.sleep(ACCEPT_RETRY)
+                continue
             conn.setblocking(False)
             if not unix:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

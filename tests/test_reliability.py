@@ -7,6 +7,7 @@ import socket
 import struct
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -283,3 +284,46 @@ def test_fuzz_framing_any_split_same_result(
     points = sorted({c for c in cuts if c < len(data)})
     pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)])]
     assert run(pieces) == run([data])
+
+
+def test_server_keeps_accepting_after_running_out_of_descriptors(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "emfile.py"
+    script.write_text(
+        "import logging, resource, socket, threading\n"
+        "import pytest_hsocket as hsocket\n"
+        "refused = threading.Event()\n"
+        "class Spy(logging.Handler):\n"
+        "    def emit(self, record):\n"
+        "        if 'Unable to accept' in record.getMessage(): refused.set()\n"
+        "logging.getLogger('pytest_hsocket').addHandler(Spy())\n"
+        "accepted = threading.Semaphore(0)\n"
+        "server = hsocket.server(0)\n"
+        "server.on_connect(lambda c: accepted.release())\n"
+        "port = server.info()['localPort']\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))\n"
+        "hog = []\n"
+        "try:\n"
+        "    while True:\n"
+        "        hog.append(socket.socket())\n"
+        "except OSError:\n"
+        "    pass\n"
+        "hog.pop().close()  # one descriptor: the client's; the server's accept() gets EMFILE\n"
+        "first = socket.create_connection(('127.0.0.1', port))\n"
+        "assert refused.wait(5), 'accept() never ran out of descriptors'\n"
+        "for s in hog[-10:]:\n"
+        "    s.close()\n"
+        "second = socket.create_connection(('127.0.0.1', port))\n"
+        "assert accepted.acquire(timeout=5) and accepted.acquire(timeout=5), 'not accepted'\n"
+        "print('accepted', server.connections())\n"
+        "first.close(); second.close(); server.disconnect()\n"
+        "for s in hog: s.close()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("accepted")

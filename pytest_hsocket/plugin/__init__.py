@@ -25,6 +25,7 @@ from .fixtures import (
     hsock_unix_server,
 )
 from .options import pytest_addoption, pytest_configure, show_transcripts
+from .proxy import ProxyFactory, hsock_proxy
 from .tls import hsock_ca, hsock_tls_material
 
 
@@ -50,10 +51,12 @@ def pytest_runtest_makereport(
 
 __all__ = [
     "ClientFactory",
+    "ProxyFactory",
     "ServerFactory",
     "_hsock_callback_errors",
     "hsock_ca",
     "hsock_client",
+    "hsock_proxy",
     "hsock_server",
     "hsock_server_factory",
     "hsock_timeout",
