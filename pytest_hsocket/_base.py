@@ -49,6 +49,15 @@ def _default_timeout() -> float:
 
 
 def _takes_client(fn: Callable[..., Any]) -> bool:
+    # Read the code object where there is one: inspect.signature costs ~50 us a socket.
+    func = getattr(fn, "__func__", fn)
+    code = getattr(func, "__code__", None)
+    if code is not None and not code.co_kwonlyargcount:
+        if code.co_flags & inspect.CO_VARARGS:
+            return True
+        positional = code.co_argcount - (0 if func is fn else 1)
+        required = positional - len(getattr(func, "__defaults__", None) or ())
+        return positional >= 3 and required <= 3
     try:
         inspect.signature(fn).bind(b"", -1, None)
     except (TypeError, ValueError):
