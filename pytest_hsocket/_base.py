@@ -57,7 +57,7 @@ def _takes_client(fn: Callable[..., Any]) -> bool:
             return True
         positional = code.co_argcount - (0 if func is fn else 1)
         required = positional - len(getattr(func, "__defaults__", None) or ())
-        return positional >= 3 and required <= 3
+        return bool(positional >= 3 and required <= 3)
     try:
         inspect.signature(fn).bind(b"", -1, None)
     except (TypeError, ValueError):

@@ -10,6 +10,7 @@ from typing import Callable, Optional, Union
 import gevent
 
 from ._errors import HSocketError, InvalidThreadUseError
+from ._fragment import Fragmenter
 from ._framing import AVAILABLE, ReadRequest
 from ._record import (
     PathLike,
@@ -60,6 +61,8 @@ class MockServer(Socket):
             ``"close"`` (the default: the client sees the end at once instead of waiting for
             its timeout), ``"reset"`` (RST) or ``"keep"`` (stay open, silent). The data is
             reported at ``check()`` either way.
+        fragmenter: When set, every response is cut into pieces sent with a short pause
+            between them (see ``@pytest.mark.hsock_fragment``).
     """
 
     __test__ = False
@@ -76,6 +79,7 @@ class MockServer(Socket):
         self._where = ""
         self.tls_context: Optional[ContextSource] = None
         self.off_script = "close"
+        self.fragmenter: Optional[Fragmenter] = None
         self._client_tap = self._new_connection
         self.on_connect(self._begin)
 
@@ -266,7 +270,15 @@ class MockServer(Socket):
             if action.kind == "matched":
                 conn.transcript.record("matched", note=action.note)
             elif action.kind == "send":
-                client.write(action.data)
+                fragmenter = self.fragmenter
+                if fragmenter is None:
+                    client.write(action.data)
+                    continue
+                pieces = fragmenter.cut(action.data)
+                for index, piece in enumerate(pieces):
+                    if index:
+                        gevent.sleep(fragmenter.pause)  # a separate recv() for each piece
+                    client.write(piece)
             elif action.kind == "delay":
                 gevent.sleep(action.seconds)
             elif stream is None:

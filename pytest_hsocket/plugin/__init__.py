@@ -11,11 +11,13 @@ from .._mockserver import MockServer
 from .._udpserver import UdpMockServer
 from .assertions import pytest_assertrepr_compare
 from .fixtures import (
+    FRAGMENTER,
     TRANSCRIPT_SOURCES,
     ClientFactory,
     ServerFactory,
     _hsock_callback_errors,
     hsock_client,
+    hsock_fragmentation,
     hsock_server,
     hsock_server_factory,
     hsock_timeout,
@@ -29,14 +31,38 @@ from .proxy import ProxyFactory, hsock_proxy
 from .tls import hsock_ca, hsock_tls_material
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run a test marked ``hsock_fragment`` once per fragmentation pattern."""
+    marker = metafunc.definition.get_closest_marker("hsock_fragment")
+    if marker is None or "hsock_fragmentation" not in metafunc.fixturenames:
+        return
+    runs = marker.kwargs.get("runs", marker.args[0] if marker.args else 20)
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise pytest.UsageError(
+            f"@pytest.mark.hsock_fragment runs must be a positive int, not {runs!r}"
+        )
+    metafunc.parametrize(
+        "hsock_fragmentation", range(runs), indirect=True, ids=[f"split{n}" for n in range(runs)]
+    )
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Any, None]:
-    """Add each connection's transcript to the report of a failed test."""
+    """Add each connection's transcript (and the fragmentation run) to a failed test's report."""
     outcome = yield
     report = outcome.get_result()
-    if not report.failed or not show_transcripts(item):
+    if not report.failed:
+        return
+    fragmenter = item.stash.get(FRAGMENTER, None)
+    if fragmenter is not None:
+        replay = (
+            f"replay exactly this run: pytest '{item.nodeid}' "
+            f"--hsock-fragment-seed={fragmenter.seed}"
+        )
+        report.sections.append(("hsocket fragmentation", f"{fragmenter.describe()}\n{replay}"))
+    if not show_transcripts(item):
         return
     sources = item.stash.get(TRANSCRIPT_SOURCES, [])
     texts = []
@@ -56,6 +82,7 @@ __all__ = [
     "_hsock_callback_errors",
     "hsock_ca",
     "hsock_client",
+    "hsock_fragmentation",
     "hsock_proxy",
     "hsock_server",
     "hsock_server_factory",
@@ -68,5 +95,6 @@ __all__ = [
     "pytest_addoption",
     "pytest_assertrepr_compare",
     "pytest_configure",
+    "pytest_generate_tests",
     "pytest_runtest_makereport",
 ]

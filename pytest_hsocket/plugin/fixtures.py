@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional, Protocol, Union
 import pytest
 
 from .._errors import CallbackError
+from .._fragment import Fragmenter
 from .._loop import get_loop
 from .._mockserver import ExpectationError, MockServer, unix_socket_dir
 from .._testclient import TestClient, open_client
@@ -62,9 +63,28 @@ def hsock_timeout(request: pytest.FixtureRequest) -> float:
     return wait_timeout(request.node)
 
 
+FRAGMENTER = pytest.StashKey[Fragmenter]()
+
+
+@pytest.fixture
+def hsock_fragmentation(request: pytest.FixtureRequest) -> Optional[Fragmenter]:
+    """This run's fragmentation pattern under ``@pytest.mark.hsock_fragment``, else ``None``."""
+    run = getattr(request, "param", None)
+    if run is None:
+        return None
+    marker = request.node.get_closest_marker("hsock_fragment")
+    pause = float(marker.kwargs.get("pause", 0.002)) if marker is not None else 0.002
+    fragmenter = Fragmenter(request.config.getoption("--hsock-fragment-seed"), run, pause)
+    request.node.stash[FRAGMENTER] = fragmenter
+    return fragmenter
+
+
 @pytest.fixture
 def hsock_server_factory(
-    request: pytest.FixtureRequest, hsock_timeout: float, hsock_tls_material: TlsMaterial
+    request: pytest.FixtureRequest,
+    hsock_timeout: float,
+    hsock_tls_material: TlsMaterial,
+    hsock_fragmentation: Optional[Fragmenter],
 ) -> Iterator[ServerFactory]:
     """Start mock servers (TCP or Unix); each is closed and checked at teardown."""
     servers: list[MockServer] = []
@@ -96,6 +116,7 @@ def hsock_server_factory(
         if context is None:
             # STARTTLS steps need a certificate: made when a script first asks for it.
             server.tls_context = hsock_tls_material.server_context
+        server.fragmenter = hsock_fragmentation
         servers.append(server)
         _sources(request).append(server)
         return server

@@ -31,6 +31,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="do not add socket transcripts to the report of a failed test",
     )
+    group.addoption(
+        "--hsock-fragment-seed",
+        type=int,
+        default=0,
+        help="base seed of @pytest.mark.hsock_fragment's cuts (default 0: the same every run)",
+    )
     parser.addini(
         "hsock_timeout", f"default wait timeout in seconds ({DEFAULT_TIMEOUT})", default=None
     )
@@ -45,6 +51,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "hsocket(timeout=None, transcripts=None): per-test settings of pytest-hsocket's fixtures",
+    )
+    config.addinivalue_line(
+        "markers",
+        "hsock_fragment(runs=20, pause=0.002): run the test once per fragmentation pattern; "
+        "the mock servers cut every response into pieces (every byte, around delimiters, random)",
     )
     level = config.getoption("--hsock-log-level") or config.getini("hsock_log_level")
     if level:
