@@ -23,7 +23,7 @@ from ._record import (
 from ._script import Action, Conversation, MatchSpec, Rule, Script
 from ._sync import Gate
 from ._tcp import ReadCallback, Socket, Tap
-from ._transcript import Transcript, brief
+from ._transcript import TaggedBytes, Transcript, brief, diff
 
 ContextSource = Union[ssl.SSLContext, Callable[[], ssl.SSLContext]]
 """An ``ssl.SSLContext``, or a function that makes one when first needed."""
@@ -304,6 +304,41 @@ class MockServer(Socket):
             return
         context = self.tls_context
         client.start_tls(context=context if isinstance(context, ssl.SSLContext) else context())
+
+    def received(self, connection: Optional[int] = None) -> TaggedBytes:
+        """Return the bytes clients sent (all connections joined, or the n-th, 1-based).
+
+        The result compares as bytes; a failed ``==`` in pytest shows a byte diff (a hexdump
+        diff for binary data) like a tagged read, with the connection's transcript.
+
+        Raises:
+            ValueError: If there is no such connection.
+        """
+        self.settle()
+        if connection is None:
+            data = b"".join(t.received() for t in self.transcripts)
+            return TaggedBytes(data, -1, self.transcripts[0] if self.transcripts else None)
+        if not 1 <= connection <= len(self._connections):
+            raise ValueError(
+                f"received() connection must be 1-{len(self._connections)}, not {connection!r}"
+            )
+        transcript = self._connections[connection - 1].transcript
+        return TaggedBytes(transcript.received(), -1, transcript)
+
+    def assert_received(
+        self, expected: Union[bytes, str], connection: Optional[int] = None
+    ) -> None:
+        """Fail unless clients sent exactly ``expected``, with a byte diff in the message.
+
+        Raises:
+            AssertionError: With the diff (hexdump for binary data).
+        """
+        if isinstance(expected, str):
+            expected = expected.encode("utf-8")
+        actual = self.received(connection)
+        if bytes(actual) != expected:
+            lines = [f"{self.name} received other bytes than expected", *diff(expected, actual)]
+            raise AssertionError("\n".join(lines))
 
     # -- closing and checking ---------------------------------------------------------------
 

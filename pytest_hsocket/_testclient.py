@@ -7,6 +7,7 @@ import ssl
 from collections import deque
 from typing import Any, Optional, Union
 
+from ._async import to_thread
 from ._errors import ConnectionClosed, InvalidThreadUseError, ReadTimeout
 from ._framing import ReadRequest, make_request
 from ._loop import _allocate_lock, get_loop
@@ -14,26 +15,7 @@ from ._mockserver import ContextSource
 from ._stream import PEER_CLOSED, Stream
 from ._sync import Gate
 from ._tcp import ReadCallback, ReadDelimiter, Socket
-from ._transcript import Transcript
-
-
-class TaggedBytes(bytes):
-    """Bytes from a completed read that remember their tag (and the connection's transcript).
-
-    Compares and hashes as plain bytes; failed comparisons in pytest show the tag, a diff and
-    the transcript.
-    """
-
-    tag: int
-    transcript: Optional[Transcript]
-
-    def __new__(
-        cls, data: bytes, tag: int = -1, transcript: Optional[Transcript] = None
-    ) -> TaggedBytes:
-        obj = super().__new__(cls, data)
-        obj.tag = tag
-        obj.transcript = transcript
-        return obj
+from ._transcript import TaggedBytes, Transcript
 
 
 class _Ticket:
@@ -262,6 +244,30 @@ class TestClient(Socket):
                 f"{self._buffered_text()}\n{self.transcript.render()}"
             )
         raise self._closed_error(request)
+
+    async def aexpect(
+        self, delimiter: ReadDelimiter, tag: int = -1, timeout: Optional[float] = None
+    ) -> TaggedBytes:
+        """``expect`` for async tests (asyncio, trio, anyio): the event loop keeps running.
+
+        Returns:
+            As ``expect``.
+        Raises:
+            As ``expect``.
+        """
+        return await to_thread(self.expect, delimiter, tag, timeout)
+
+    async def async_wait(
+        self, tag: Optional[int] = None, timeout: Optional[float] = None
+    ) -> TaggedBytes:
+        """``wait`` for async tests: the event loop keeps running.
+
+        Returns:
+            As ``wait``.
+        Raises:
+            As ``wait``.
+        """
+        return await to_thread(self.wait, tag, timeout)
 
     def wait(self, tag: Optional[int] = None, timeout: Optional[float] = None) -> TaggedBytes:
         """Wait for the next completed read (queued with ``read``) with ``tag`` (any if None).

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import threading
 import time
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 SHOW_LIMIT = 512
 """Bytes of one entry shown in a transcript before the rest is summarised."""
@@ -148,3 +148,22 @@ class Transcript:
             else:
                 lines.append(f"{when}{entry.kind}{': ' + entry.note if entry.note else ''}")
         return "\n".join(lines)
+
+
+class TaggedBytes(bytes):
+    """Bytes from a completed read that remember their tag (and the connection's transcript).
+
+    Compares and hashes as plain bytes; failed comparisons in pytest show the tag, a diff and
+    the transcript.
+    """
+
+    tag: int
+    transcript: Optional[Transcript]
+
+    def __new__(
+        cls, data: bytes, tag: int = -1, transcript: Optional[Transcript] = None
+    ) -> TaggedBytes:
+        obj = super().__new__(cls, data)
+        obj.tag = tag
+        obj.transcript = transcript
+        return obj

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from ._mockserver import ExpectationError, MockServer
 from ._script import Rule, Script, Until, until
-from ._testclient import TaggedBytes, TestClient, open_client
-from ._transcript import Transcript
+from ._testclient import TestClient, open_client
+from ._transcript import TaggedBytes, Transcript
 from ._udpserver import UdpMockServer, UdpTestClient
 
 __all__ = [

@@ -112,7 +112,12 @@ def _live_greenlets() -> int:
 
 
 def _user_threads() -> int:
-    return sum(1 for t in threading.enumerate() if not isinstance(t, threading._DummyThread))
+    # trio keeps idle worker threads for a few seconds after to_thread: not ours to count.
+    return sum(
+        1
+        for t in threading.enumerate()
+        if not isinstance(t, threading._DummyThread) and not t.name.startswith("Trio thread")
+    )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -7,8 +7,7 @@ from typing import Optional
 import pytest
 from _pytest._io.saferepr import saferepr
 
-from .._testclient import TaggedBytes
-from .._transcript import diff
+from .._transcript import TaggedBytes, diff
 
 
 def pytest_assertrepr_compare(

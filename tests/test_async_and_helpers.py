@@ -1,0 +1,80 @@
+"""Async tests drive the helpers without blocking their loop; received() and assert_received()."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pytest_hsocket.testing import MockServer, TestClient
+
+
+def test_aexpect_under_asyncio_keeps_the_loop_running() -> None:
+    with MockServer.start() as server:
+        server.expect(b"PING\r\n").delay(0.05).respond(b"+PONG\r\n")
+        with TestClient.open(*server.address) as client:
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await asyncio.sleep(0.005)
+
+            async def main() -> bytes:
+                task = asyncio.ensure_future(ticker())
+                client.write(b"PING\r\n")
+                reply = await client.aexpect(b"\r\n", tag=3)
+                task.cancel()
+                return reply
+
+            reply = asyncio.run(main())
+            assert reply == b"+PONG\r\n"
+            assert reply.tag == 3
+            assert ticks >= 3  # the loop ran while the reply was awaited
+
+
+def test_async_wait_under_trio() -> None:
+    trio = pytest.importorskip("trio")
+    with MockServer.start() as server:
+        server.greet(b"hello\n")
+        with TestClient.open(*server.address) as client:
+            client.read(b"\n", 9)
+
+            async def main() -> bytes:
+                return await client.async_wait(tag=9)
+
+            assert trio.run(main) == b"hello\n"
+
+
+def test_aexpect_under_anyio() -> None:
+    anyio = pytest.importorskip("anyio")
+    with MockServer.start() as server:
+        server.expect(b"x").respond(b"y")
+        with TestClient.open(*server.address) as client:
+            client.write(b"x")
+
+            async def main() -> bytes:
+                return await client.aexpect(1)
+
+            assert anyio.run(main) == b"y"
+
+
+def test_received_and_assert_received() -> None:
+    with MockServer.start() as server:
+        server.expect(b"HELLO\r\n").respond(b"hi\r\n")
+        server.expect(b"\x00\x01").respond(b"ok")
+        with TestClient.open(*server.address) as client:
+            client.write(b"HELLO\r\n")
+            client.expect(b"\r\n")
+            client.write(b"\x00\x01")
+            client.expect(2)
+        assert server.received(1) == b"HELLO\r\n\x00\x01"
+        assert server.received() == b"HELLO\r\n\x00\x01"
+        server.assert_received(b"HELLO\r\n\x00\x01")
+        with pytest.raises(
+            AssertionError, match="first difference at byte 8: expected 0x02, received 0x01"
+        ):
+            server.assert_received(b"HELLO\r\n\x00\x02")
+        with pytest.raises(ValueError, match="received\\(\\) connection must be 1-1, not 2"):
+            server.received(2)
