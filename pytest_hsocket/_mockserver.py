@@ -23,7 +23,7 @@ from ._record import (
 from ._script import Action, Conversation, MatchSpec, Rule, Script
 from ._sync import Gate
 from ._tcp import ReadCallback, Socket, Tap
-from ._transcript import TaggedBytes, Transcript, brief, diff
+from ._transcript import Entry, TaggedBytes, Transcript, brief, diff
 
 ContextSource = Union[ssl.SSLContext, Callable[[], ssl.SSLContext]]
 """An ``ssl.SSLContext``, or a function that makes one when first needed."""
@@ -63,6 +63,8 @@ class MockServer(Socket):
             reported at ``check()`` either way.
         fragmenter: When set, every response is cut into pieces sent with a short pause
             between them (see ``@pytest.mark.hsock_fragment``).
+        transcript_listener: Called as ``fn(transcript, entry)`` for every event of every
+            connection as it happens (the command line prints them live).
     """
 
     __test__ = False
@@ -80,6 +82,7 @@ class MockServer(Socket):
         self.tls_context: Optional[ContextSource] = None
         self.off_script = "close"
         self.fragmenter: Optional[Fragmenter] = None
+        self.transcript_listener: Optional[Callable[[Transcript, Entry], object]] = None
         self._client_tap = self._new_connection
         self.on_connect(self._begin)
 
@@ -234,6 +237,7 @@ class MockServer(Socket):
             client,
             Transcript(f"{self.name} connection {len(self._connections) + 1}"),
         )
+        conn.transcript.listener = self.transcript_listener
         conn.transcript.record("connected")
         self._connections.append(conn)
         self._by_client[client] = conn

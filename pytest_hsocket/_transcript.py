@@ -106,13 +106,19 @@ class Transcript:
         self._clock = clock
         self._start = clock()
         self._lock = threading.Lock()
+        self.listener: Optional[Callable[[Transcript, Entry], object]] = None
 
     def record(self, kind: str, data: bytes = b"", tag: int = -1, note: str = "") -> None:
         """Add an event: ``kind`` is ``"in"``, ``"out"``, ``"connected"``, ``"closed"``, a note."""
+        entry = Entry(self._clock() - self._start, kind, bytes(data), tag, note)
         with self._lock:
-            self.entries.append(Entry(self._clock() - self._start, kind, bytes(data), tag, note))
+            self.entries.append(entry)
+        if self.listener is not None:
+            self.listener(self, entry)
 
-    __call__ = record
+    def __call__(self, kind: str, data: bytes = b"", tag: int = -1, note: str = "") -> None:
+        """The socket tap's form of ``record``."""
+        self.record(kind, data, tag, note)
 
     def received(self) -> bytes:
         """Return every byte received, joined."""
@@ -130,24 +136,28 @@ class Transcript:
         if not entries:
             lines.append("  (nothing happened)")
         for entry in entries:
-            when = f"  +{entry.at:7.3f}s  "
-            tag = f"  (tag {entry.tag})" if entry.tag != -1 else ""
-            if entry.kind in _ARROWS:
-                shown = show(entry.data)
-                if is_printable(entry.data[:SHOW_LIMIT]) and len(shown) == 1:
-                    lines.append(f"{when}{_ARROWS[entry.kind]} {shown[0]}{tag}")
-                else:
-                    lines.append(f"{when}{_ARROWS[entry.kind]} {len(entry.data)} bytes{tag}")
-                    lines += [" " * 14 + line for line in shown]
-            elif entry.kind == "closed":
-                note = "by this side" if entry.note in ("", "(null)") else entry.note
-                text = f"{when}closed: {note}"
-                if entry.data:
-                    text += f"; {len(entry.data)} bytes never read: {show(entry.data, 64)[0]}"
-                lines.append(text)
-            else:
-                lines.append(f"{when}{entry.kind}{': ' + entry.note if entry.note else ''}")
+            lines += render_entry(entry)
         return "\n".join(lines)
+
+
+def render_entry(entry: Entry) -> list[str]:
+    """Return the display lines of one transcript entry."""
+    when = f"  +{entry.at:7.3f}s  "
+    tag = f"  (tag {entry.tag})" if entry.tag != -1 else ""
+    if entry.kind in _ARROWS:
+        shown = show(entry.data)
+        if is_printable(entry.data[:SHOW_LIMIT]) and len(shown) == 1:
+            return [f"{when}{_ARROWS[entry.kind]} {shown[0]}{tag}"]
+        return [f"{when}{_ARROWS[entry.kind]} {len(entry.data)} bytes{tag}"] + [
+            " " * 14 + line for line in shown
+        ]
+    if entry.kind == "closed":
+        note = "by this side" if entry.note in ("", "(null)") else entry.note
+        text = f"{when}closed: {note}"
+        if entry.data:
+            text += f"; {len(entry.data)} bytes never read: {show(entry.data, 64)[0]}"
+        return [text]
+    return [f"{when}{entry.kind}{': ' + entry.note if entry.note else ''}"]
 
 
 class TaggedBytes(bytes):
