@@ -376,3 +376,38 @@ def test_bad_marker_and_log_level_are_usage_errors(pytester: pytest.Pytester) ->
     bad.stderr.fnmatch_lines(
         ["*--hsock-log-level / hsock_log_level: set_log_level() level must be one of*"]
     )
+
+
+def test_ipv6_servers_by_a_parameter(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import socket
+        import pytest
+
+        def _has_ipv6():
+            try:
+                with socket.socket(socket.AF_INET6) as probe:
+                    probe.bind(("::1", 0))
+            except OSError:
+                return False
+            return True
+
+        @pytest.mark.skipif(not _has_ipv6(), reason="this machine has no IPv6 loopback")
+        @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+        def test_both_families(hsock_server_factory, hsock_client, host):
+            server = hsock_server_factory(host=host)
+            server.expect(b"hi\\n").respond(b"there\\n")
+            assert server.address == (host, server.port)
+            expected_url = f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}"
+            assert server.url == expected_url
+            client = hsock_client(server)
+            client.write(b"hi\\n")
+            assert client.expect(b"\\n") == b"there\\n"
+            with socket.create_connection(server.address, timeout=5) as raw:
+                raw.sendall(b"hi\\n")
+                assert raw.recv(100) == b"there\\n"
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed") == 2 or "no IPv6 loopback" in result.stdout.str()
