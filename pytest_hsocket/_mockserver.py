@@ -363,21 +363,21 @@ class MockServer(Socket):
             for gate in gates:
                 if not gate.wait(max(deadline - time.monotonic(), 0.0)):
                     return
-            if not pulled:
+            if not pulled and not gates:
                 return
 
     def _pull_and_mark(self) -> tuple[int, list[Gate]]:
+        # Only connections with something to process get a marker to wait for.
         pulled = 0
         gates = []
         for conn in self._connections:
             stream = conn.client._stream
-            if stream is None and not conn.client._callbacks.busy:
-                continue  # closed and idle: nothing of it is left to process
-            if stream is not None:
-                pulled += stream.pull_now()
-            gate = Gate()
-            conn.client._post("settle", gate.open)
-            gates.append(gate)
+            got = stream.pull_now() if stream is not None else 0
+            pulled += got
+            if got or conn.client._callbacks.busy:
+                gate = Gate()
+                conn.client._post("settle", gate.open)
+                gates.append(gate)
         return pulled, gates
 
     def close(self) -> None:

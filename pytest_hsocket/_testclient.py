@@ -53,6 +53,7 @@ class TestClient(Socket):
         self._changed = Gate()
         self._user_callback: Optional[ReadCallback] = None
         self._secured = Gate()
+        self._up: Optional[Gate] = None
         self.default_tls_context: Optional[ContextSource] = None
         self.on_disconnect(self._disconnected)
 
@@ -83,13 +84,9 @@ class TestClient(Socket):
             raise InvalidThreadUseError("open() waits for the connection; call it from the test")
         where = host if port is None else f"{host}:{port}"
         client = cls(wait_timeout=wait_timeout, name=name or f"hsock_client to {where}")
-        connected = Gate()
-        client.on_disconnect(lambda reason: connected.open())
-        started = (
-            client.connect(host, connected.open)
-            if port is None
-            else client.connect(host, port, connected.open)
-        )
+        # Opened on the loop the moment the connection is up (or fails): no callback round.
+        connected = client._up = Gate()
+        started = client.connect(host) if port is None else client.connect(host, port)
         if started is None:
             raise ConnectionError(f"could not connect to {where}")
         if not connected.wait(wait_timeout):
@@ -128,6 +125,18 @@ class TestClient(Socket):
         return self if super().start_tls(verify, peer_name, context=context) else None
 
     startTLS = start_tls
+
+    def _stream_connected(self, stream: Stream) -> None:
+        super()._stream_connected(stream)
+        if self._up is not None:
+            self._up.open()
+
+    def _stream_closed(
+        self, stream: Stream, reason: str, unread: bytes, lost: Any, error: bool
+    ) -> None:
+        super()._stream_closed(stream, reason, unread, lost, error)
+        if self._up is not None:
+            self._up.open()
 
     def _stream_secured(self, stream: Stream) -> None:
         super()._stream_secured(stream)
