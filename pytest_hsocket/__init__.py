@@ -34,7 +34,7 @@ from ._errors import (
     LoopError,
     ReadTimeout,
 )
-from ._framing import Completed, ReadQueue, ReadRequest
+from ._framing import Completed, Prefixed, ReadQueue, ReadRequest
 from ._tcp import Socket, new, server
 
 __version__ = "0.1.0"
@@ -88,6 +88,7 @@ __all__ = [
     "HSocketError",
     "InvalidThreadUseError",
     "LoopError",
+    "Prefixed",
     "ReadQueue",
     "ReadRequest",
     "ReadTimeout",

@@ -1,21 +1,23 @@
 """The sans-IO read queue: tagged reads matched against a byte stream.
 
-A :class:`ReadQueue` holds the reads that were asked for (by length, delimiter or regex) and
-the bytes that arrived. ``push`` a request, ``feed`` bytes; both return the reads that
-completed, in order. Nothing here knows about sockets, threads or gevent, so every framing
-rule can be tested in microseconds, for every split of the input.
+A :class:`ReadQueue` holds the reads that were asked for (by length, delimiter, regex or
+length prefix) and the bytes that arrived. ``push`` a request, ``feed`` bytes; both return the
+reads that completed, in order. Nothing here knows about sockets, threads or gevent, so every
+framing rule can be tested in microseconds, for every split of the input.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 from collections import deque
 from typing import Any, NamedTuple, Optional, Union
 
-Delimiter = Union[int, bytes, str, "re.Pattern[bytes]"]
-"""What a read waits for: a byte count, a delimiter (bytes or UTF-8 str), or a bytes regex."""
+Delimiter = Union[int, bytes, str, "re.Pattern[bytes]", "Prefixed"]
+"""What a read waits for: a byte count, a delimiter (bytes or UTF-8 str), a bytes regex, or a
+length-prefixed frame."""
 
-_Matcher = Union[int, bytes, "re.Pattern[bytes]"]
+_Matcher = Union[int, bytes, "re.Pattern[bytes]", "Prefixed"]
 
 BARRIER = -1
 """An internal matcher that never completes: reads queued behind it wait until it is removed
@@ -26,11 +28,115 @@ AVAILABLE = 0
 kind, used by the scripted mock server). ``make_request`` never builds it from user input."""
 
 
+_PREFIX_ORDERS = ("!", ">", "<")
+_PREFIX_CODES = ("B", "H", "I", "Q")
+_DEFAULT_MAX_LENGTH = 64 * 1024 * 1024
+
+
+class Prefixed:
+    """A length-prefixed read: an unsigned integer header, then that many payload bytes.
+
+    Use it wherever a delimiter is accepted: ``sock.read(Prefixed("!I"), tag)``,
+    ``client.expect(Prefixed("<H"))``. The read completes once the header and the whole
+    payload have arrived, and delivers the payload (or the header and the payload).
+
+    Args:
+        fmt: A ``struct`` format of one unsigned integer: ``"!B"`` / ``"B"`` (1 byte), or
+            ``"!"`` / ``">"`` (big-endian) or ``"<"`` (little-endian) followed by ``"H"``
+            (2 bytes), ``"I"`` (4) or ``"Q"`` (8).
+        include_header: Deliver the header with the payload; by default only the payload.
+        max_length: The largest payload length accepted (the header itself not counted).
+            A header announcing more makes the read fail: see :attr:`ReadQueue.error`.
+
+    Raises:
+        TypeError: If ``fmt`` is not a str, ``include_header`` not a bool, or ``max_length``
+            not an int.
+        ValueError: If ``fmt`` is not one unsigned integer with a byte order, or
+            ``max_length`` is not positive.
+    """
+
+    __slots__ = ("_fmt", "_include_header", "_max_length", "_size", "_start", "_unpack_from")
+
+    def __init__(
+        self, fmt: str, *, include_header: bool = False, max_length: int = _DEFAULT_MAX_LENGTH
+    ) -> None:
+        if not isinstance(fmt, str):
+            raise TypeError(f"Prefixed() fmt must be a struct format str such as '!I', not {fmt!r}")
+        order, code = (fmt[0], fmt[1:]) if fmt[:1] in _PREFIX_ORDERS else ("", fmt)
+        if code.upper() in _PREFIX_CODES and code not in _PREFIX_CODES:
+            fix = (order or ("" if code == "b" else "!")) + code.upper()
+            raise ValueError(f"Prefixed() fmt must be unsigned, not {fmt!r}; use {fix!r}")
+        if code not in _PREFIX_CODES:
+            raise ValueError(
+                "Prefixed() fmt must be one unsigned integer, '!B', '!H', '!I' or '!Q' "
+                f"('<' for little-endian), not {fmt!r}"
+            )
+        if not order and code != "B":
+            raise ValueError(
+                f"Prefixed() fmt must give the byte order, not {fmt!r}; "
+                f"use '!{code}' (big-endian) or '<{code}' (little-endian)"
+            )
+        if not isinstance(include_header, bool):
+            raise TypeError(f"Prefixed() include_header must be a bool, not {include_header!r}")
+        if isinstance(max_length, bool) or not isinstance(max_length, int):
+            raise TypeError(f"Prefixed() max_length must be an int, not {max_length!r}")
+        if max_length <= 0:
+            raise ValueError(f"Prefixed() max_length must be positive, not {max_length!r}")
+        header = struct.Struct(fmt)
+        self._fmt = fmt
+        self._include_header = include_header
+        self._max_length = max_length
+        self._size = header.size
+        # Where the delivered data starts in the frame: 0 keeps the header.
+        self._start = 0 if include_header else header.size
+        self._unpack_from = header.unpack_from
+
+    @property
+    def fmt(self) -> str:
+        """The header's ``struct`` format, as given."""
+        return self._fmt
+
+    @property
+    def include_header(self) -> bool:
+        """Whether the header is delivered with the payload."""
+        return self._include_header
+
+    @property
+    def max_length(self) -> int:
+        """The largest payload length accepted."""
+        return self._max_length
+
+    @property
+    def header_size(self) -> int:
+        """The header's size in bytes: 1, 2, 4 or 8."""
+        return self._size
+
+    def _key(self) -> tuple[str, bool, int]:
+        return self._fmt, self._include_header, self._max_length
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Prefixed):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        options = ""
+        if self._include_header:
+            options += ", include_header=True"
+        if self._max_length != _DEFAULT_MAX_LENGTH:
+            options += f", max_length={self._max_length}"
+        return f"Prefixed({self._fmt!r}{options})"
+
+
 class ReadRequest:
     """One queued read: what completes it, the tag handed back, and its timeout.
 
     Attributes:
-        matcher: A positive byte count, a non-empty delimiter, or a compiled bytes regex.
+        matcher: A positive byte count, a non-empty delimiter, a compiled bytes regex, or a
+            :class:`Prefixed`.
         tag: Handed back with the data.
         timeout: Seconds the read may take once it becomes current; negative = none.
     """
@@ -43,7 +149,10 @@ class ReadRequest:
         self.timeout = timeout
 
     def describe(self) -> str:
-        """Say what the read waits for, for messages: ``"5 bytes"`` or ``"b'\\r\\n'"``."""
+        """Say what the read waits for, for messages.
+
+        ``"5 bytes"``, ``"b'\\r\\n'"``, ``"re.compile(b'END')"`` or ``"a Prefixed('!I') frame"``.
+        """
         if isinstance(self.matcher, int):
             if self.matcher == AVAILABLE:
                 return "any bytes"
@@ -52,6 +161,8 @@ class ReadRequest:
             return f"{self.matcher} byte{'' if self.matcher == 1 else 's'}"
         if isinstance(self.matcher, bytes):
             return repr(self.matcher)
+        if isinstance(self.matcher, Prefixed):
+            return f"a {self.matcher!r} frame"
         return f"re.compile({self.matcher.pattern!r})"
 
     def __repr__(self) -> str:
@@ -74,7 +185,8 @@ def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> 
     """Validate the arguments of ``read`` and build the request.
 
     Args:
-        delimiter: A positive int, non-empty bytes/str, or a compiled bytes regex.
+        delimiter: A positive int, non-empty bytes/str, a compiled bytes regex, or a
+            :class:`Prefixed` (validated when it was built).
         tag: An int.
         timeout: Seconds, negative for none.
 
@@ -90,7 +202,8 @@ def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> 
     matcher: _Matcher
     if isinstance(delimiter, bool):
         raise TypeError(
-            f"read() delimiter must be an int, bytes, str or re.Pattern, not {delimiter!r}"
+            "read() delimiter must be an int, bytes, str, re.Pattern or Prefixed, "
+            f"not {delimiter!r}"
         )
     if isinstance(delimiter, int):
         if delimiter <= 0:
@@ -118,9 +231,12 @@ def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> 
                 f"read() pattern must not match the empty string: {delimiter.pattern!r}"
             )
         matcher = delimiter
+    elif isinstance(delimiter, Prefixed):
+        matcher = delimiter
     else:
         raise TypeError(
-            f"read() delimiter must be an int, bytes, str or re.Pattern, not {delimiter!r}"
+            "read() delimiter must be an int, bytes, str, re.Pattern or Prefixed, "
+            f"not {delimiter!r}"
         )
     return ReadRequest(matcher, tag, timeout)
 
@@ -130,15 +246,26 @@ class ReadQueue:
 
     Delimiter scans remember where they stopped, so a message that arrives in many chunks is
     scanned once in all (linear), not once per chunk.
+
+    Attributes:
+        error: ``None``, or why the current read can never complete: a :class:`Prefixed`
+            header announced a length over its ``max_length`` (``"length 4294967295 over
+            max_length 67108864 in a Prefixed('!I') read"``). Set by the ``push`` or ``feed``
+            that buffered the header; the reads before it still complete and are returned.
+            The read stays queued and the bytes stay buffered (nothing is delivered from a
+            frame that cannot be trusted); the owner of the connection should close it with
+            this reason. Reset by ``cancel`` of that read, ``take_unread`` and ``clear``. A
+            plain attribute, so checking it after each ``feed`` costs next to nothing.
     """
 
-    __slots__ = ("_buf", "_requests", "_scan_from")
+    __slots__ = ("_buf", "_requests", "_scan_from", "error")
 
     def __init__(self) -> None:
         self._buf = bytearray()
         self._requests: deque[ReadRequest] = deque()
         # Where the head request's next delimiter search starts; no match lies before it.
         self._scan_from = 0
+        self.error: Optional[str] = None
 
     @property
     def buffered(self) -> int:
@@ -215,11 +342,14 @@ class ReadQueue:
 
     def cancel(self, request: ReadRequest) -> bool:
         """Remove a queued read (a test gave up waiting); return whether it was queued."""
+        was_current = bool(self._requests) and self._requests[0] is request
         try:
             self._requests.remove(request)
         except ValueError:
             return False
         self._scan_from = 0
+        if was_current:
+            self.error = None  # the next read decides anew, on the next feed
         return True
 
     def take_unread(self) -> bytes:
@@ -227,6 +357,7 @@ class ReadQueue:
         data = bytes(self._buf)
         self._buf.clear()
         self._scan_from = 0
+        self.error = None
         return data
 
     def clear(self) -> tuple[list[ReadRequest], bytes]:
@@ -257,6 +388,28 @@ class ReadQueue:
                     self._scan_from = max(0, len(buf) - len(matcher) + 1)
                     break
                 end = found + len(matcher)
+            elif isinstance(matcher, Prefixed):
+                # Placed after the int and bytes branches so they pay nothing for it. Nothing
+                # is scanned: _scan_from stays 0 while a Prefixed read is the head.
+                size = matcher._size
+                if len(buf) < size:
+                    break
+                length = matcher._unpack_from(buf)[0]
+                if length > matcher._max_length:
+                    if self.error is None:
+                        self.error = (
+                            f"length {length} over max_length {matcher._max_length} "
+                            f"in a {matcher!r} read"
+                        )
+                    break
+                end = size + length
+                if len(buf) < end:
+                    break
+                # Completed here, not below: the data may start after the header.
+                done.append(_completed((bytes(buf[matcher._start : end]), request.tag)))
+                del buf[:end]
+                requests.popleft()
+                continue
             else:
                 match = matcher.search(buf)
                 if match is None:

@@ -214,6 +214,9 @@ class Stream:
     def push_read(self, request: ReadRequest) -> None:
         """Queue a read; it completes from buffered bytes or as bytes arrive."""
         done = self.queue.push(request)
+        if self.queue.error is not None:
+            self._framing_failed(done)
+            return
         if done:
             self._deliver(done)
         elif self.sock is not None:
@@ -292,8 +295,20 @@ class Stream:
             self._tls_step()
             return
         done = self.queue.feed(data)
+        if self.queue.error is not None:
+            self._framing_failed(done)
+            return
         if done:
             self._deliver(done)
+
+    def _framing_failed(self, done: list[Completed]) -> None:
+        # A Prefixed header over its max_length: what completed before it is delivered, then
+        # the connection ends with the reason (the frame's bytes stay reported as unread).
+        error = self.queue.error
+        if done:
+            self._deliver(done)
+        if not self.closed and error is not None:
+            self.close(error, error=True)
 
     def _received_eof(self) -> None:
         if self.tls is not None:
@@ -560,6 +575,9 @@ class Stream:
             self._send_ciphertext(tls.take_outgoing())
         if plain:
             done = self.queue.feed(plain)
+            if self.queue.error is not None:
+                self._framing_failed(done)
+                return
             if done:
                 self._deliver(done)
         if ended and not self.closed:

@@ -34,13 +34,13 @@ from ._base import (
     log,
 )
 from ._checks import as_bytes, check_callable, check_port, check_tag, check_unix_path
-from ._framing import ReadRequest, make_request
+from ._framing import Prefixed, ReadRequest, make_request
 from ._listener import accept_forever, bind_listener
 from ._loop import _get_ident
 from ._stream import LOCAL_CLOSE, Closed, Stream, WriteCallback
 
 Message = Union[bytes, bytearray, memoryview, str]
-ReadDelimiter = Union[int, bytes, str, "re.Pattern[bytes]"]
+ReadDelimiter = Union[int, bytes, str, "re.Pattern[bytes]", Prefixed]
 
 _BUSY = "Attempting to connect while connected or accepting connections. Disconnect first."
 _BUSY_LISTEN = "Attempting to accept while connected or accepting connections. Disconnect first."

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import struct
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_hsocket._framing import Completed, ReadQueue, ReadRequest, make_request
+from pytest_hsocket._framing import Completed, Prefixed, ReadQueue, ReadRequest, make_request
 
 
 def test_delimiter_read_completes_across_packets() -> None:
@@ -125,12 +126,283 @@ def test_bad_read_arguments_are_refused_clearly(
         make_request(delimiter, tag)
 
 
+# -- length-prefixed reads ----------------------------------------------------------------
+
+_FIVE = [
+    # The header for a 5-byte payload, written out byte by byte (not with struct.pack, which
+    # is what the code under test uses).
+    pytest.param("!B", b"\x05", id="!B"),
+    pytest.param("B", b"\x05", id="B"),
+    pytest.param("!H", b"\x00\x05", id="!H"),
+    pytest.param(">H", b"\x00\x05", id=">H"),
+    pytest.param("<H", b"\x05\x00", id="<H"),
+    pytest.param("!I", b"\x00\x00\x00\x05", id="!I"),
+    pytest.param(">I", b"\x00\x00\x00\x05", id=">I"),
+    pytest.param("<I", b"\x05\x00\x00\x00", id="<I"),
+    pytest.param("!Q", b"\x00" * 7 + b"\x05", id="!Q"),
+    pytest.param(">Q", b"\x00" * 7 + b"\x05", id=">Q"),
+    pytest.param("<Q", b"\x05" + b"\x00" * 7, id="<Q"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "header"), _FIVE)
+def test_prefixed_read_delivers_the_payload(fmt: str, header: bytes) -> None:
+    queue = ReadQueue()
+    queue.push(make_request(Prefixed(fmt), 3))
+    assert queue.feed(header + b"hello" + b"tail") == [Completed(b"hello", 3)]
+    assert queue.unread() == b"tail"
+
+
+@pytest.mark.parametrize(("fmt", "header"), _FIVE)
+def test_prefixed_read_with_include_header_delivers_the_whole_frame(
+    fmt: str, header: bytes
+) -> None:
+    queue = ReadQueue()
+    queue.push(make_request(Prefixed(fmt, include_header=True), 3))
+    assert queue.feed(header + b"hello" + b"tail") == [Completed(header + b"hello", 3)]
+    assert queue.unread() == b"tail"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "header"),
+    [
+        pytest.param("<H", b"\x00\x05", id="<H-reads-1280"),
+        pytest.param("!H", b"\x05\x00", id="!H-reads-1280"),
+        pytest.param("<I", b"\x00\x00\x00\x05", id="<I-reads-83886080"),
+    ],
+)
+def test_prefixed_read_in_the_wrong_byte_order_waits_for_more(fmt: str, header: bytes) -> None:
+    queue = ReadQueue()
+    queue.push(make_request(Prefixed(fmt, max_length=2**32), 3))
+    assert queue.feed(header + b"hello" + b"tail") == []
+    assert queue.error is None
+    assert queue.buffered == len(header) + 9
+
+
+def test_prefixed_read_split_inside_the_header() -> None:
+    queue = ReadQueue()
+    queue.push(ReadRequest(Prefixed("!I"), 1))
+    assert queue.feed(b"\x00") == []
+    assert queue.feed(b"\x00\x00") == []
+    assert queue.feed(b"\x03ab") == []
+    assert queue.feed(b"c!") == [Completed(b"abc", 1)]
+    assert queue.unread() == b"!"
+
+
+def test_prefixed_read_split_inside_the_payload() -> None:
+    queue = ReadQueue()
+    queue.push(ReadRequest(Prefixed("<H", include_header=True), 1))
+    payload = bytes(range(256)) * 4
+    frame = b"\x00\x04" + payload
+    results = [queue.feed(frame[i : i + 100]) for i in range(0, len(frame), 100)]
+    assert results[:-1] == [[]] * (len(results) - 1)
+    assert results[-1] == [Completed(frame, 1)]
+    assert queue.buffered == 0
+
+
+def test_prefixed_read_of_a_zero_length_payload() -> None:
+    queue = ReadQueue()
+    queue.push(ReadRequest(Prefixed("!H"), 1))
+    queue.push(ReadRequest(Prefixed("!H", include_header=True), 2))
+    assert queue.feed(b"\x00") == []
+    assert queue.feed(b"\x00\x00\x00x") == [Completed(b"", 1), Completed(b"\x00\x00", 2)]
+    assert queue.unread() == b"x"
+
+
+def test_prefixed_reads_queued_behind_other_reads_complete_in_order() -> None:
+    queue = ReadQueue()
+    requests = [
+        make_request(b"\n", 1),
+        make_request(Prefixed("B"), 2),
+        make_request(2, 3),
+        make_request(Prefixed("<H", include_header=True), 4),
+        make_request(re.compile(rb"\d;"), 5),
+    ]
+    for request in requests:
+        assert queue.push(request) == []
+    # The delimiter read's "\n" inside the prefixed payload must not end the regex read early.
+    assert queue.feed(b"line\n\x03a\nbXY\x02\x00\n;7;") == [
+        Completed(b"line\n", 1),
+        Completed(b"a\nb", 2),
+        Completed(b"XY", 3),
+        Completed(b"\x02\x00\n;", 4),
+        Completed(b"7;", 5),
+    ]
+    assert queue.pending == 0
+
+
+def test_buffered_frames_serve_prefixed_reads_pushed_later() -> None:
+    queue = ReadQueue()
+    assert queue.feed(b"\x02hi\x00\x01!rest\n") == []
+    assert queue.push(make_request(Prefixed("!B"), 1)) == [Completed(b"hi", 1)]
+    assert queue.push(make_request(Prefixed("!H"), 2)) == [Completed(b"!", 2)]
+    assert queue.push(make_request(b"\n", 3)) == [Completed(b"rest\n", 3)]
+
+
+def test_delimiter_scan_memo_does_not_leak_into_a_prefixed_read() -> None:
+    # The delimiter read scanned "abcdef" (memo at 5) before completing; the next delimiter
+    # read must scan the bytes after the prefixed frame from their start.
+    queue = ReadQueue()
+    queue.push(ReadRequest(b"\r\n", 1))
+    queue.push(ReadRequest(Prefixed("!B"), 2))
+    queue.push(ReadRequest(b"\n", 3))
+    assert queue.feed(b"abcdef") == []
+    assert queue._scan_from > 0
+    assert queue.feed(b"\r\n\x01\n\nz") == [
+        Completed(b"abcdef\r\n", 1),
+        Completed(b"\n", 2),
+        Completed(b"\n", 3),
+    ]
+    assert queue.unread() == b"z"
+
+
+def test_prefixed_length_at_max_length_completes() -> None:
+    queue = ReadQueue()
+    queue.push(ReadRequest(Prefixed("!H", max_length=3), 1))
+    assert queue.feed(b"\x00\x03abc") == [Completed(b"abc", 1)]
+    assert queue.error is None
+
+
+def test_prefixed_length_over_max_length_sets_the_queue_error() -> None:
+    queue = ReadQueue()
+    queue.push(ReadRequest(b"\n", 1))
+    queue.push(ReadRequest(Prefixed("!I"), 2))
+    queue.push(ReadRequest(1, 3))
+    assert queue.error is None
+    # The read before it still completes; the bad frame is not delivered, not even in part.
+    assert queue.feed(b"ok\n\xff\xff\xff") == [Completed(b"ok\n", 1)]
+    assert queue.error is None
+    assert queue.feed(b"\xffpayload") == []
+    assert queue.error == ("length 4294967295 over max_length 67108864 in a Prefixed('!I') read")
+    assert queue.feed(b"more" * 1000) == []
+    assert queue.pending == 2
+    assert queue.unread().startswith(b"\xff\xff\xff\xffpayload")
+
+
+def test_prefixed_error_is_set_by_a_push_over_a_buffered_header() -> None:
+    queue = ReadQueue()
+    queue.feed(b"\x00\x09x")
+    assert queue.push(ReadRequest(Prefixed("<H", max_length=8), 1)) == []
+    assert queue.error == "length 2304 over max_length 8 in a Prefixed('<H', max_length=8) read"
+
+
+def test_prefixed_error_is_reset_with_the_read_or_the_bytes() -> None:
+    queue = ReadQueue()
+    bad = ReadRequest(Prefixed("!B", max_length=1), 1)
+    later = ReadRequest(1, 2)
+    queue.push(bad)
+    queue.push(later)
+    queue.feed(b"\x02ab")
+    assert queue.error is not None
+    assert queue.cancel(later)
+    assert queue.error is not None  # not the read at fault
+    assert queue.cancel(bad)
+    assert queue.error is None
+    queue.push(bad)
+    assert queue.feed(b"") == []
+    assert queue.error is not None
+    queue.clear()
+    assert queue.error is None
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        pytest.param(
+            ("x",), {}, ValueError, "Prefixed() fmt must be one unsigned integer", id="not-int"
+        ),
+        pytest.param(
+            ("!II",), {}, ValueError, "Prefixed() fmt must be one unsigned integer", id="two"
+        ),
+        pytest.param(("=I",), {}, ValueError, "must be one unsigned integer", id="native-order"),
+        pytest.param(("!L",), {}, ValueError, "must be one unsigned integer", id="long"),
+        pytest.param(("",), {}, ValueError, "must be one unsigned integer", id="empty"),
+        pytest.param(
+            ("!i",), {}, ValueError, "Prefixed() fmt must be unsigned, not '!i'; use '!I'", id="i"
+        ),
+        pytest.param(("<q",), {}, ValueError, "unsigned, not '<q'; use '<Q'", id="q"),
+        pytest.param(("b",), {}, ValueError, "unsigned, not 'b'; use 'B'", id="b"),
+        pytest.param(
+            ("H",), {}, ValueError, "Prefixed() fmt must give the byte order, not 'H'", id="H"
+        ),
+        pytest.param(
+            (5,), {}, TypeError, "Prefixed() fmt must be a struct format str", id="int-fmt"
+        ),
+        pytest.param(
+            (b"!I",), {}, TypeError, "Prefixed() fmt must be a struct format str", id="bytes-fmt"
+        ),
+        pytest.param(
+            ("!I",),
+            {"max_length": 0},
+            ValueError,
+            "Prefixed() max_length must be positive, not 0",
+            id="zero-max",
+        ),
+        pytest.param(
+            ("!I",),
+            {"max_length": -1},
+            ValueError,
+            "Prefixed() max_length must be positive, not -1",
+            id="negative-max",
+        ),
+        pytest.param(
+            ("!I",),
+            {"max_length": 1.5},
+            TypeError,
+            "Prefixed() max_length must be an int, not 1.5",
+            id="float-max",
+        ),
+        pytest.param(
+            ("!I",),
+            {"include_header": 1},
+            TypeError,
+            "Prefixed() include_header must be a bool, not 1",
+            id="int-include-header",
+        ),
+    ],
+)
+def test_bad_prefixed_arguments_are_refused_clearly(
+    args: tuple[object, ...], kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        Prefixed(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_prefixed_messages_are_one_line() -> None:
+    for fmt in ("x", "!i", "H", 5):
+        with pytest.raises((TypeError, ValueError)) as info:
+            Prefixed(fmt)  # type: ignore[arg-type]
+        assert "\n" not in str(info.value)
+
+
+def test_prefixed_is_a_read_kind_and_describes_itself() -> None:
+    request = make_request(Prefixed("!I"), 4)
+    assert request.matcher == Prefixed("!I")
+    assert request.matcher != Prefixed("<I")
+    assert request.describe() == "a Prefixed('!I') frame"
+    assert repr(request) == "ReadRequest(a Prefixed('!I') frame, tag=4)"
+    described = make_request(Prefixed("<Q", include_header=True, max_length=10)).describe()
+    assert described == "a Prefixed('<Q', include_header=True, max_length=10) frame"
+    assert Prefixed(">H").header_size == 2
+    assert {Prefixed("!B"), Prefixed("!B")} == {Prefixed("!B")}
+
+
 # -- properties ---------------------------------------------------------------------------
+
+_PREFIXED = [
+    Prefixed("!B"),
+    Prefixed("B", max_length=8),
+    Prefixed("<H"),
+    Prefixed("!H", include_header=True),
+    Prefixed(">I", max_length=30),
+    Prefixed("<Q", include_header=True, max_length=300),
+]
 
 _reads = st.lists(
     st.one_of(
         st.integers(min_value=1, max_value=40),
         st.sampled_from([b"\n", b"\r\n", b"ab", b"\x00\xff", b"aaa"]),
+        st.sampled_from(_PREFIXED),
     ),
     min_size=1,
     max_size=12,
@@ -139,7 +411,7 @@ _reads = st.lists(
 
 def _run(
     reads: list[object], chunks: list[bytes], push_first: bool
-) -> tuple[list[Completed], bytes]:
+) -> tuple[list[Completed], bytes, str | None]:
     queue = ReadQueue()
     done: list[Completed] = []
     if push_first:
@@ -152,43 +424,91 @@ def _run(
             done += queue.feed(chunk)
         for tag, delimiter in enumerate(reads):
             done += queue.push(make_request(delimiter, tag))
-    return done, queue.unread()
+    return done, queue.unread(), queue.error
+
+
+def _segment_for(draw: st.DrawFn, read: object) -> bytes:
+    # Bytes made to complete this read (a frame may be over its max_length), or noise.
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=20))
+    if isinstance(read, int):
+        return draw(st.binary(min_size=read, max_size=read))
+    if isinstance(read, bytes):
+        return draw(st.binary(max_size=20)) + read
+    assert isinstance(read, Prefixed)
+    sizes = st.integers(0, 40)
+    if read.max_length <= 300:
+        sizes |= st.sampled_from([read.max_length, read.max_length + 1])  # the limit's edge
+    size = draw(sizes)
+    return struct.pack(read.fmt, size) + draw(st.binary(min_size=size, max_size=size))
 
 
 @st.composite
-def _stream_and_split(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
-    data = draw(st.binary(max_size=300) | st.text("ab\r\n\x00", max_size=300).map(str.encode))
+def _reads_and_stream(draw: st.DrawFn) -> tuple[list[object], bytes, list[bytes]]:
+    reads = draw(_reads)
+    if draw(st.booleans()):
+        data = draw(st.binary(max_size=300) | st.text("ab\r\n\x00", max_size=300).map(str.encode))
+    else:
+        data = b"".join(_segment_for(draw, read) for read in reads)
+        data += draw(st.binary(max_size=10))
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=30)))
     pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
-    return data, pieces
+    return reads, data, pieces
 
 
 @settings(max_examples=400, deadline=None)
-@given(reads=_reads, stream=_stream_and_split(), push_first=st.booleans())
+@given(case=_reads_and_stream(), push_first=st.booleans())
 def test_any_split_of_the_stream_gives_the_same_reads(
-    reads: list[object], stream: tuple[bytes, list[bytes]], push_first: bool
+    case: tuple[list[object], bytes, list[bytes]], push_first: bool
 ) -> None:
-    data, pieces = stream
+    reads, data, pieces = case
     whole = _run(reads, [data], push_first=True)
     assert _run(reads, pieces, push_first) == whole
 
 
 @settings(max_examples=300, deadline=None)
-@given(reads=_reads, stream=_stream_and_split())
+@given(case=_reads_and_stream())
 def test_reads_partition_the_stream_without_loss(
-    reads: list[object], stream: tuple[bytes, list[bytes]]
+    case: tuple[list[object], bytes, list[bytes]],
 ) -> None:
-    data, pieces = stream
-    done, unread = _run(reads, pieces, push_first=True)
-    assert b"".join(c.data for c in done) + unread == data
+    reads, data, pieces = case
+    done, unread, error = _run(reads, pieces, push_first=True)
+    consumed = b""
+    for completed, read in zip(done, reads):
+        if isinstance(read, Prefixed) and not read.include_header:
+            consumed += struct.pack(read.fmt, len(completed.data))
+        consumed += completed.data
+    assert consumed + unread == data
     assert [c.tag for c in done] == list(range(len(done)))
-    for completed, delimiter in zip(done, reads):
-        if isinstance(delimiter, int):
-            assert len(completed.data) == delimiter
+    for completed, read in zip(done, reads):
+        if isinstance(read, int):
+            assert len(completed.data) == read
+        elif isinstance(read, bytes):
+            assert completed.data.endswith(read)
+            assert read not in completed.data[:-1]
         else:
-            assert isinstance(delimiter, bytes)
-            assert completed.data.endswith(delimiter)
-            assert delimiter not in completed.data[:-1]
+            assert isinstance(read, Prefixed)
+            payload = completed.data
+            if read.include_header:
+                size = read.header_size
+                (length,) = struct.unpack(read.fmt, payload[:size])
+                payload = payload[size:]
+                assert length == len(payload)
+            assert len(payload) <= read.max_length
+    # The first read left waiting could not complete; if it is a frame over its limit, and
+    # only then, the queue says so.
+    if len(done) < len(reads):
+        head = reads[len(done)]
+        over = None
+        if isinstance(head, Prefixed) and len(unread) >= head.header_size:
+            (length,) = struct.unpack(head.fmt, unread[: head.header_size])
+            if length > head.max_length:
+                over = f"length {length} over max_length {head.max_length} in a {head!r} read"
+            else:
+                assert len(unread) < head.header_size + length
+        assert error == over
+    else:
+        assert error is None
 
 
 def test_available_read_takes_whatever_is_buffered() -> None:
