@@ -24,6 +24,7 @@ from ._script import Action, Conversation, MatchSpec, Rule, Script
 from ._sync import Gate
 from ._tcp import ReadCallback, Socket, Tap
 from ._transcript import Entry, TaggedBytes, Transcript, brief, diff
+from ._where import LocalAddress
 
 ContextSource = Union[ssl.SSLContext, Callable[[], ssl.SSLContext]]
 """An ``ssl.SSLContext``, or a function that makes one when first needed."""
@@ -43,7 +44,7 @@ class _Connection:
         self.conversation: Optional[Conversation] = None
 
 
-class MockServer(Socket):
+class MockServer(Socket, LocalAddress):
     """A listening hs.socket server that answers clients from a script.
 
     Script it with ``expect(...)`` rules (``respond``, ``delay``, ``close``, ``reset``,
@@ -119,22 +120,6 @@ class MockServer(Socket):
         return server
 
     # -- where it listens -------------------------------------------------------------------
-
-    @property
-    def host(self) -> str:
-        """The host it listens on (``""`` for a Unix socket)."""
-        return str(self.info()["localHost"])
-
-    @property
-    def port(self) -> int:
-        """The port it listens on (0 for a Unix socket)."""
-        port = self.info()["localPort"]
-        return port if isinstance(port, int) else 0
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """``(host, port)``, ready for ``socket.create_connection``."""
-        return (self.host, self.port)
 
     @property
     def path(self) -> str:

@@ -15,6 +15,7 @@ from ._mockserver import ExpectationError
 from ._script import Conversation, MatchSpec, Rule, Script
 from ._sync import Gate
 from ._transcript import Transcript
+from ._where import LocalAddress
 from .udp import UdpSocket
 
 
@@ -28,7 +29,7 @@ class _Peer:
         self.transcript = Transcript(name)
 
 
-class UdpMockServer(UdpSocket):
+class UdpMockServer(UdpSocket, LocalAddress):
     """A UDP server that answers datagrams from a script, each sender on its own.
 
     ``expect(match)`` rules match one whole datagram each (exact bytes, a length, a regex or
@@ -70,22 +71,6 @@ class UdpMockServer(UdpSocket):
             raise HSocketError(f"{name} could not bind {host}:{port}")
         server._where = f"{server.host}:{server.port}"
         return server
-
-    @property
-    def host(self) -> str:
-        """The host it is bound to."""
-        return str(self.info()["localHost"])
-
-    @property
-    def port(self) -> int:
-        """The port it is bound to."""
-        port = self.info()["localPort"]
-        return port if isinstance(port, int) else 0
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """``(host, port)``, ready for ``socket.sendto``."""
-        return (self.host, self.port)
 
     def expect(self, match: MatchSpec, *, times: Optional[int] = 1, ordered: bool = True) -> Rule:
         """Add a rule: a datagram matching ``match`` (see ``Script.expect``).
