@@ -102,7 +102,10 @@ def accept_forever(
     try:
         while still_listening():
             try:
-                conn, _ = listener.accept()
+                # Built from the class captured at import, not socket.socket: pytest-socket's
+                # --disable-socket swaps that global, and accept() would go through it.
+                fd, _ = listener._accept()  # type: ignore[attr-defined]
+                conn = os_socket(listener.family, listener.type, listener.proto, fileno=fd)
             except (BlockingIOError, InterruptedError):
                 hub.wait(watcher)
                 continue

@@ -137,7 +137,7 @@ class UdpSocket(UdpCore):
                 family, address = self._resolve_now(host, port)
             io = self._ensure(family)
             io.sock.connect(address)
-        except (OSError, socket.gaierror) as exc:
+        except Exception as exc:  # OSError, or a guard such as pytest-socket's refusal
             self._connecting = False
             reason = exc.args[1] if isinstance(exc, socket.gaierror) and len(exc.args) > 1 else exc
             log.error("UDP socket did not connect: %s", getattr(exc, "strerror", None) or reason)

@@ -29,6 +29,7 @@ from .fixtures import (
 from .options import pytest_addoption, pytest_configure, show_transcripts
 from .proxy import ProxyFactory, hsock_proxy
 from .tls import hsock_ca, hsock_tls_material
+from .udp_proxy import UdpProxyFactory, hsock_udp_proxy
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -79,6 +80,7 @@ __all__ = [
     "ClientFactory",
     "ProxyFactory",
     "ServerFactory",
+    "UdpProxyFactory",
     "_hsock_callback_errors",
     "hsock_ca",
     "hsock_client",
@@ -90,6 +92,7 @@ __all__ = [
     "hsock_tls_material",
     "hsock_tls_server",
     "hsock_udp_client",
+    "hsock_udp_proxy",
     "hsock_udp_server",
     "hsock_unix_server",
     "pytest_addoption",
