@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections import deque
 from typing import Any, Optional, Union
@@ -51,6 +52,8 @@ class UdpMockServer(UdpSocket, LocalAddress):
         self._peers: dict[bytes, _Peer] = {}
         self._driven_by_user = False
         self._where = ""
+        self._chaos: Optional[tuple[float, float, Optional[int], float, random.Random]] = None
+        self.chaos_stats = {"answers": 0, "dropped": 0, "duplicated": 0, "truncated": 0}
 
     @classmethod
     def start(
@@ -107,8 +110,9 @@ class UdpMockServer(UdpSocket, LocalAddress):
         peer.transcript.record("in", data)
         for action in peer.conversation.feed_datagram(data):
             if action.kind == "send":
-                peer.transcript.record("out", action.data)
-                self.send(action.data, peer.host, peer.port)
+                for datagram in self._chaotic(action.data):
+                    peer.transcript.record("out", datagram)
+                    self.send(datagram, peer.host, peer.port)
             elif action.kind == "delay":
                 gevent.sleep(action.seconds)
             elif action.kind == "matched":
@@ -117,6 +121,58 @@ class UdpMockServer(UdpSocket, LocalAddress):
                 peer.conversation.errors.append(
                     HSocketError(f"a {action.kind}() step does not apply to UDP")
                 )
+
+    def chaos(
+        self,
+        *,
+        drop: float = 0.0,
+        duplicate: float = 0.0,
+        truncate: Optional[int] = None,
+        truncate_rate: float = 1.0,
+        seed: int = 0,
+    ) -> UdpMockServer:
+        """Make the server's answers unreliable, as a real network would (seeded, so a
+        failing run replays exactly). For chaos on a real server, see ``hsock_udp_proxy``.
+
+        Args:
+            drop: The share of answers never sent (0 to 1).
+            duplicate: The share of answers sent twice.
+            truncate: Cut answers to this many bytes (``truncate_rate`` of them).
+            truncate_rate: The share of answers cut when ``truncate`` is set.
+            seed: Seeds the decisions.
+        Returns:
+            This server. ``chaos_stats`` counts what was done.
+        Raises:
+            ValueError: If a rate is outside 0-1 or ``truncate`` is negative.
+        """
+        for name, rate in (
+            ("drop", drop),
+            ("duplicate", duplicate),
+            ("truncate_rate", truncate_rate),
+        ):
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"chaos() {name} must be between 0 and 1, not {rate!r}")
+        if truncate is not None and truncate < 0:
+            raise ValueError(f"chaos() truncate must be 0 or more, not {truncate!r}")
+        self._chaos = (drop, duplicate, truncate, truncate_rate, random.Random(seed))
+        return self
+
+    def _chaotic(self, data: bytes) -> list[bytes]:
+        if self._chaos is None:
+            return [data]
+        drop, duplicate, truncate, truncate_rate, rng = self._chaos
+        stats = self.chaos_stats
+        stats["answers"] += 1
+        if rng.random() < drop:
+            stats["dropped"] += 1
+            return []
+        if truncate is not None and rng.random() < truncate_rate:
+            stats["truncated"] += 1
+            data = data[:truncate]
+        if rng.random() < duplicate:
+            stats["duplicated"] += 1
+            return [data, data]
+        return [data]
 
     def settle(self, timeout: Optional[float] = None) -> None:
         """Process the datagrams that already arrived (up to ``timeout`` seconds)."""

@@ -89,3 +89,40 @@ def test_udp_client_times_out_clearly(
     client: UdpTestClient = hsock_udp_client(hsock_udp_server)  # type: ignore[operator]
     with pytest.raises(ReadTimeout, match=r"no datagram within 0\.1 s"):
         client.request(b"quiet", timeout=0.1)
+
+
+def test_server_chaos_rates_land_near_what_was_asked(hsock_udp_server: UdpMockServer) -> None:
+    import socket as _socket
+
+    hsock_udp_server.expect(re.compile(rb"q\d+"), times=None).respond(lambda q: b"a" + q[1:])
+    hsock_udp_server.chaos(drop=0.2, duplicate=0.1, seed=4)
+    answered: list[bytes] = []
+    with _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM) as client:
+        client.settimeout(WAIT)
+        for n in range(0, 2000, 100):
+            for m in range(n, n + 100):
+                client.sendto(b"q%d" % m, hsock_udp_server.address)
+            hsock_udp_server.settle()  # every answer of this window is out
+            client.setblocking(False)
+            try:
+                while True:
+                    answered.append(client.recv(100))
+            except BlockingIOError:
+                pass
+            client.setblocking(True)
+    stats = hsock_udp_server.chaos_stats
+    assert stats["answers"] == 2000
+    assert 0.17 <= stats["dropped"] / 2000 <= 0.23
+    assert 0.08 <= stats["duplicated"] / (2000 - stats["dropped"]) <= 0.12
+    assert len(answered) == 2000 - stats["dropped"] + stats["duplicated"]
+
+
+def test_server_chaos_truncates_and_checks_its_arguments(
+    hsock_udp_server: UdpMockServer, hsock_udp_client: object
+) -> None:
+    hsock_udp_server.expect(b"long?", times=None).respond(b"0123456789")
+    hsock_udp_server.chaos(truncate=4)
+    client: UdpTestClient = hsock_udp_client(hsock_udp_server)  # type: ignore[operator]
+    assert client.request(b"long?") == b"0123"
+    with pytest.raises(ValueError, match="chaos\\(\\) drop must be between 0 and 1"):
+        hsock_udp_server.chaos(drop=1.5)
