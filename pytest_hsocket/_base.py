@@ -68,6 +68,9 @@ def _takes_client(fn: Callable[..., Any]) -> bool:
 class SocketCore:
     """State, configuration and stream reports of a TCP socket (see ``Socket``)."""
 
+    _plain_push = True
+    """False in a subclass that routes reads through its own ``_push_read`` (the test client)."""
+
     def __init__(self, fn: Optional[ReadCallback] = None, *, _parent: Optional[Socket] = None):
         check_callable(fn, "callback")
         self._loop: SocketLoop = get_loop()
@@ -250,9 +253,6 @@ class SocketCore:
         if self._tap is not None:
             for data, tag in done:
                 self._tap("in", data, tag, "")
-        if log.isEnabledFor(logging.DEBUG):
-            for _ in done:
-                log.debug("Data read from TCP socket")
         batch = self._read_batch
         if batch is not None:
             batch += done  # the batch still being dispatched takes them, in order
@@ -263,10 +263,13 @@ class SocketCore:
     def _dispatch_reads(self, batch: list[Completed]) -> None:
         owner = self.parent or self
         index = 0
+        debug = log.isEnabledFor(logging.DEBUG)  # once a batch: free when DEBUG is off
         try:
             while index < len(batch):  # the batch may grow while its callbacks run
                 data, tag = batch[index]
                 index += 1
+                if debug:
+                    log.debug("Data read from TCP socket")
                 if not index & 1023:
                     gevent.sleep(0)  # a long batch must not starve the loop's other sockets
                 fn = owner._callback

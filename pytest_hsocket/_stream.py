@@ -339,7 +339,8 @@ class Stream:
             self.close(PEER_CLOSED)
 
     def _arm_read_timer(self) -> None:
-        head = self.queue.current
+        requests = self.queue._requests  # hot path: one read a message, no property call
+        head = requests[0] if requests else None
         if head is self._timed:
             return
         self._timed = head

@@ -242,7 +242,11 @@ class Socket(SocketCore):
             log.error("Unable to read: the socket is not connected; call connect() first")
             return None
         if _get_ident() == self._loop.thread_id:
-            self._push_read(request)
+            stream = self._stream
+            if self._plain_push and stream is not None and not stream.closed:
+                stream.push_read(request)  # a callback queueing its next read: the hot path
+            else:
+                self._push_read(request)
         else:
             self._loop.call(self._push_read, request)
         return self

@@ -41,6 +41,7 @@ class TestClient(Socket):
     """
 
     __test__ = False  # not a pytest test class
+    _plain_push = False  # reads go through _push_read, which files a ticket for each
 
     def __init__(self, *, wait_timeout: float = 5.0, name: str = "hsock_client") -> None:
         super().__init__(self._on_read)
