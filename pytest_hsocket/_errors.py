@@ -7,6 +7,17 @@ Errors are named by what the caller can do about them. Misuse of an argument is 
 
 from __future__ import annotations
 
+import socket
+
+
+def reason_of(exc: BaseException) -> str:
+    """The original's kind of reason for a failure: the OS's text (``Connection refused``)."""
+    if isinstance(exc, socket.gaierror):
+        return str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
 
 class HSocketError(Exception):
     """Base class for every error raised by pytest_hsocket."""

@@ -26,8 +26,10 @@ import gevent
 import gevent.event
 from gevent import GreenletExit, monkey
 
+from ._errors import reason_of
 from ._framing import BARRIER, Completed, ReadQueue, ReadRequest
-from ._tls import TlsSession, describe_error
+from ._stream_tls import _TLS_BARRIER, StreamTls
+from ._tls import TlsSession
 
 # After gevent.monkey.patch_all() the socket module makes cooperative sockets that belong to
 # the caller's hub; the loop drives plain non-blocking OS sockets itself.
@@ -47,9 +49,6 @@ LOCAL_CLOSE = "(null)"
 """The original's reason for a local ``disconnect()`` (an Objective-C nil error)."""
 
 WriteCallback = Callable[[int], object]
-
-_TLS_BARRIER: list[Any] = [memoryview(b""), -1, None, -1.0]
-"""The write-queue twin of the read queue's barrier (compared by identity)."""
 
 
 class Closed(GreenletExit):  # type: ignore[misc]
@@ -78,15 +77,7 @@ def _ip_family(host: str) -> Optional[int]:
     return None
 
 
-def _reason_of(exc: BaseException) -> str:
-    if isinstance(exc, socket.gaierror):
-        return str(exc.args[1]) if len(exc.args) > 1 else str(exc)
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
-
-
-class Stream:
+class Stream(StreamTls):
     """A connection's I/O engine (see the module docstring).
 
     Attributes:
@@ -150,13 +141,13 @@ class Stream:
                 self._connector = None
                 self.attach(sock)
                 return
-            self._fail_connect(_reason_of(last))
+            self._fail_connect(reason_of(last))
         except gevent.Timeout as exc:
             if exc is not timer:
                 raise
             self._fail_connect(CONNECT_TIMEOUT)
         except (socket.gaierror, ValueError, UnicodeError, OSError) as exc:
-            self._fail_connect(_reason_of(exc))
+            self._fail_connect(reason_of(exc))
         except Closed:
             pass
         finally:
@@ -260,7 +251,7 @@ class Stream:
         except OSError as exc:
             if not self.closed:
                 self._reader = None
-                self.close(_reason_of(exc), error=True)
+                self.close(reason_of(exc), error=True)
         finally:
             view.release()
 
@@ -280,7 +271,7 @@ class Stream:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
-                self.close(_reason_of(exc), error=True)
+                self.close(reason_of(exc), error=True)
                 break
             if not data:
                 self._received_eof()
@@ -389,7 +380,7 @@ class Stream:
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
-                self.close(_reason_of(exc), error=True)
+                self.close(reason_of(exc), error=True)
                 return
             if sent == data.nbytes:
                 self._written(tag, fn)
@@ -397,24 +388,6 @@ class Stream:
             data = data[sent:]
         self._writes.append([data, tag, fn, timeout])
         self._kick_writer()
-
-    def _send_ciphertext(self, data: bytes) -> bool:
-        # TLS records, sent inline when nothing is queued before them; the rest is left to the
-        # writer, which sends _ciphertext before anything else. Returns whether all was sent.
-        sent = 0
-        if self._writer is None and not self._ciphertext and self.sock is not None:
-            try:
-                sent = self.sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as exc:
-                self.close(_reason_of(exc), error=True)
-                return True
-        if sent == len(data):
-            return True
-        self._ciphertext += memoryview(data)[sent:]
-        self._kick_writer()
-        return False
 
     def _kick_writer(self) -> None:
         if self.sock is None or self.closed:
@@ -483,7 +456,7 @@ class Stream:
         except OSError as exc:
             if not self.closed:
                 self._writer = None
-                self.close(_reason_of(exc), error=True)
+                self.close(reason_of(exc), error=True)
             return
         self._writer = None
         if self._close_when_flushed:
@@ -509,89 +482,6 @@ class Stream:
     def unsent(self) -> int:
         """Bytes queued for sending and not yet handed to the kernel."""
         return sum(item[0].nbytes for item in self._writes)
-
-    # -- TLS --------------------------------------------------------------------------------
-
-    def start_tls(
-        self, context: ssl.SSLContext, server_side: bool, server_hostname: Optional[str]
-    ) -> bool:
-        """Queue a TLS upgrade after the reads and writes queued so far.
-
-        Returns:
-            False if TLS is already on or queued (the call is ignored, as in the original).
-        """
-        if self.tls is not None or self._tls_pending is not None or self.closed:
-            return False
-        self._tls_pending = (context, server_side, server_hostname)
-        self.queue.push(ReadRequest(BARRIER))
-        self._writes.append(_TLS_BARRIER)
-        self._kick_writer()
-        return True
-
-    def _maybe_begin_tls(self) -> None:
-        # TLS begins once both queues reached the barrier: every read and write queued before
-        # start_tls is done.
-        pending = self._tls_pending
-        if (
-            pending is None
-            or not self._write_at_barrier
-            or not self.queue.at_barrier
-            or self.sock is None
-            or self.closed
-        ):
-            return
-        context, server_side, hostname = pending
-        self._tls_pending = None
-        self._write_at_barrier = False
-        try:
-            tls = TlsSession(context, server_side=server_side, server_hostname=hostname)
-        except (ssl.SSLError, ValueError) as exc:
-            self.close(describe_error(exc), error=True)
-            return
-        self.tls = tls
-        # Bytes that came with the plaintext (a ClientHello right behind STARTTLS) are TLS.
-        early = self.queue.take_unread()
-        self.queue.pop_barrier()
-        if early:
-            tls.receive(early)
-        self._tls_step()
-        self._kick_writer()
-
-    def _tls_step(self) -> None:
-        tls = self.tls
-        if tls is None or self.closed:
-            return
-        try:
-            plain, secured, ended = tls.step()
-        except ssl.SSLError as exc:
-            self._send_alert(tls)
-            self.close(describe_error(exc), error=True)
-            return
-        if secured:
-            owner = self._owner_ref()
-            if owner is not None:
-                owner._stream_secured(self)
-            self._wake.set()
-        if tls.has_outgoing:
-            self._send_ciphertext(tls.take_outgoing())
-        if plain:
-            done = self.queue.feed(plain)
-            if self.queue.error is not None:
-                self._framing_failed(done)
-                return
-            if done:
-                self._deliver(done)
-        if ended and not self.closed:
-            self.eof = True
-            self._check_eof()
-
-    def _send_alert(self, tls: TlsSession) -> None:
-        # Best effort, without waiting: tell the peer why before closing.
-        if self.sock is not None and (tls.has_outgoing or self._ciphertext):
-            data = bytes(self._ciphertext) + tls.take_outgoing()
-            self._ciphertext.clear()
-            with contextlib.suppress(OSError):
-                self.sock.send(data)
 
     # -- closing ----------------------------------------------------------------------------
 
