@@ -24,35 +24,40 @@ from typing import Any, Callable, Optional, Protocol, Union
 
 import gevent
 import gevent.event
-from gevent import GreenletExit, monkey
 
 from ._errors import reason_of
 from ._framing import BARRIER, Completed, ReadQueue, ReadRequest
-from ._stream_tls import _TLS_BARRIER, StreamTls
+from ._sockets import (
+    CONNECT_TIMEOUT,
+    HIGH_WATER,
+    LOCAL_CLOSE,
+    PEER_CLOSED,
+    READ_TIMEOUT,
+    RECV_SIZE,
+    WRITE_TIMEOUT,
+    Closed,
+    WriteCallback,
+    os_socket,
+)
+from ._stream_write import StreamWriter
 from ._tls import TlsSession
-
-# After gevent.monkey.patch_all() the socket module makes cooperative sockets that belong to
-# the caller's hub; the loop drives plain non-blocking OS sockets itself.
-os_socket: type[socket.socket] = monkey.get_original("socket", "socket")
 
 log = logging.getLogger(__name__)
 
-RECV_SIZE = 256 * 1024
-HIGH_WATER = 4 * 1024 * 1024
-"""Buffered bytes with no read pending at which the reader stops pulling from the kernel."""
-
-PEER_CLOSED = "Socket closed by remote peer"
-READ_TIMEOUT = "Read operation timed out"
-WRITE_TIMEOUT = "Write operation timed out"
-CONNECT_TIMEOUT = "Attempt to connect to host timed out"
-LOCAL_CLOSE = "(null)"
-"""The original's reason for a local ``disconnect()`` (an Objective-C nil error)."""
-
-WriteCallback = Callable[[int], object]
-
-
-class Closed(GreenletExit):  # type: ignore[misc]
-    """Thrown into a connection's greenlets when it closes."""
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "HIGH_WATER",
+    "LOCAL_CLOSE",
+    "PEER_CLOSED",
+    "READ_TIMEOUT",
+    "RECV_SIZE",
+    "WRITE_TIMEOUT",
+    "Closed",
+    "Stream",
+    "StreamOwner",
+    "WriteCallback",
+    "os_socket",
+]
 
 
 class StreamOwner(Protocol):
@@ -77,7 +82,7 @@ def _ip_family(host: str) -> Optional[int]:
     return None
 
 
-class Stream(StreamTls):
+class Stream(StreamWriter):
     """A connection's I/O engine (see the module docstring).
 
     Attributes:
@@ -345,143 +350,6 @@ class Stream(StreamTls):
 
     def _read_timed_out(self) -> None:
         self.close(READ_TIMEOUT, error=True)
-
-    # -- writing ----------------------------------------------------------------------------
-
-    def push_write(
-        self, data: memoryview, tag: int, fn: Optional[WriteCallback], timeout: float
-    ) -> None:
-        """Queue bytes to send; sends inline what the kernel takes at once."""
-        tls = self.tls
-        if (
-            tls is not None
-            and tls.handshake_done
-            and self._writer is None
-            and not self._writes
-            and not self._ciphertext
-            and self._tls_pending is None
-            and not self.closed
-        ):
-            tls.encrypt(data)
-            if self._send_ciphertext(tls.take_outgoing()):
-                self._written(tag, fn)
-                return
-            # The rest waits in _ciphertext; an empty write then reports when it is sent.
-            data = data[:0]
-        elif (
-            self.sock is not None
-            and not self._writes
-            and not self.closed
-            and tls is None
-            and self._tls_pending is None
-        ):
-            try:
-                sent = self.sock.send(data) if data.nbytes else 0
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as exc:
-                self.close(reason_of(exc), error=True)
-                return
-            if sent == data.nbytes:
-                self._written(tag, fn)
-                return
-            data = data[sent:]
-        self._writes.append([data, tag, fn, timeout])
-        self._kick_writer()
-
-    def _kick_writer(self) -> None:
-        if self.sock is None or self.closed:
-            return
-        if self._writer is None:
-            self._writer = gevent.spawn(self._write_loop)
-        else:
-            self._wake.set()
-
-    def _written(self, tag: int, fn: Optional[WriteCallback]) -> None:
-        owner = self._owner_ref()
-        if owner is not None:
-            owner._stream_written(self, tag, fn)
-
-    def _write_loop(self) -> None:
-        # The only sender: TLS records OpenSSL queued go first, then the next write.
-        sock = self.sock
-        assert sock is not None
-        writes = self._writes
-        try:
-            while not self.closed:
-                tls = self.tls
-                if self._ciphertext:
-                    pending = bytes(self._ciphertext)
-                    self._ciphertext.clear()
-                    self._send_all(sock, [memoryview(pending), -1, None, -1.0])
-                    continue
-                if tls is not None and tls.has_outgoing:
-                    self._send_all(sock, [memoryview(tls.take_outgoing()), -1, None, -1.0])
-                    continue
-                if not writes:
-                    break
-                item = writes[0]
-                if item is _TLS_BARRIER:
-                    writes.popleft()
-                    self._write_at_barrier = True
-                    self._maybe_begin_tls()
-                    continue
-                if self._write_at_barrier or (tls is not None and not tls.handshake_done):
-                    self._wake.clear()
-                    self._wake.wait()  # plaintext waits for the handshake
-                    continue
-                timeout: float = item[3]
-                timer = gevent.Timeout(timeout) if timeout >= 0 else None
-                if timer is not None:
-                    timer.start()
-                try:
-                    if tls is not None:
-                        tls.encrypt(item[0])
-                        self._send_all(sock, [memoryview(tls.take_outgoing()), -1, None, -1.0])
-                    else:
-                        self._send_all(sock, item)
-                except gevent.Timeout as exc:
-                    if exc is not timer:
-                        raise
-                    self._writer = None
-                    self.close(WRITE_TIMEOUT, error=True)
-                    return
-                finally:
-                    if timer is not None:
-                        timer.close()
-                writes.popleft()
-                self._written(item[1], item[2])
-        except Closed:
-            return
-        except OSError as exc:
-            if not self.closed:
-                self._writer = None
-                self.close(reason_of(exc), error=True)
-            return
-        self._writer = None
-        if self._close_when_flushed:
-            self.finish()
-        elif self._shutdown_when_flushed:
-            self._shutdown_when_flushed = False
-            self.half_close()
-
-    def _send_all(self, sock: socket.socket, item: list[Any]) -> None:
-        data: memoryview = item[0]
-        while data.nbytes:
-            try:
-                sent = sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                self._hub.wait(self._write_watcher)
-                if self.closed:
-                    raise Closed() from None
-                continue
-            data = data[sent:]
-            item[0] = data
-
-    @property
-    def unsent(self) -> int:
-        """Bytes queued for sending and not yet handed to the kernel."""
-        return sum(item[0].nbytes for item in self._writes)
 
     # -- closing ----------------------------------------------------------------------------
 

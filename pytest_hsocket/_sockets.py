@@ -1,0 +1,30 @@
+"""What every socket-loop connection shares: the OS socket class, the reasons a connection
+ends (the original's words), and the exception thrown into its greenlets when it closes."""
+
+from __future__ import annotations
+
+import socket
+from typing import Callable
+
+from gevent import GreenletExit, monkey
+
+# After gevent.monkey.patch_all() the socket module makes cooperative sockets that belong to
+# the caller's hub; the loop drives plain non-blocking OS sockets itself.
+os_socket: type[socket.socket] = monkey.get_original("socket", "socket")
+
+RECV_SIZE = 256 * 1024
+HIGH_WATER = 4 * 1024 * 1024
+"""Buffered bytes with no read pending at which the reader stops pulling from the kernel."""
+
+PEER_CLOSED = "Socket closed by remote peer"
+READ_TIMEOUT = "Read operation timed out"
+WRITE_TIMEOUT = "Write operation timed out"
+CONNECT_TIMEOUT = "Attempt to connect to host timed out"
+LOCAL_CLOSE = "(null)"
+"""The original's reason for a local ``disconnect()`` (an Objective-C nil error)."""
+
+WriteCallback = Callable[[int], object]
+
+
+class Closed(GreenletExit):  # type: ignore[misc]
+    """Thrown into a connection's greenlets when it closes."""
