@@ -1,0 +1,253 @@
+"""One connection through the TCP fault proxy: its two sockets and the four greenlets that pump
+its two directions.
+
+Each direction of the connection is pumped by two greenlets on the socket loop: a reader that
+always has a ``recv`` outstanding and feeds the direction's :class:`~pytest_hsocket._pipe.Pipe`,
+and a writer that asks the pipe what to do next (send a piece, wait, drop, end) and does it.
+The pipe and the toxics are pure (``_pipe``, ``_toxics``); this module only does the I/O, the
+way ``_stream`` does: non-blocking OS sockets and ``hub.wait`` on their watchers, every gevent
+object made on the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import socket
+import struct
+import time
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+import gevent
+import gevent.event
+
+from ._faults import DIRECTIONS, DOWNSTREAM, UPSTREAM
+from ._pipe import CLOSE, RESET, Drop, End, Finish, Pipe, Send, Wait
+from ._proxy_common import io_watchers, stop_greenlets
+from ._sockets import Closed, os_socket
+
+if TYPE_CHECKING:
+    from ._proxy import FaultProxy
+
+try:  # how much a socket has not yet delivered: Linux (TIOCOUTQ), else unknown
+    import fcntl
+    import termios
+
+    _OUTQ: Optional[int] = getattr(termios, "TIOCOUTQ", None)
+except ImportError:  # pragma: no cover - Windows
+    _OUTQ = None
+
+# The name the proxy's messages always had (before the connections moved here).
+log = logging.getLogger("pytest_hsocket._proxy")
+
+RECV_SIZE = 64 * 1024
+HIGH_WATER = 256 * 1024
+"""Buffered bytes per direction at which the proxy stops reading from the sender (backpressure)."""
+DRAIN_TIMEOUT = 1.0
+"""Seconds a reset waits for the bytes before it to reach the peer."""
+
+
+def _unsent(sock: socket.socket) -> int:
+    # Bytes the kernel has not yet delivered (sent and unacknowledged, or not sent): 0 if unknown.
+    if _OUTQ is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0")
+    except OSError:
+        return 0
+    value: int = struct.unpack("i", raw)[0]
+    return value
+
+
+class Connection:
+    """One proxied connection: the client's socket, the upstream's, and four pumps."""
+
+    def __init__(self, proxy: FaultProxy, number: int, client: socket.socket) -> None:
+        self.proxy = proxy
+        self.number = number
+        self.client = client
+        self.server: Optional[socket.socket] = None
+        self.closed = False
+        self.finished = gevent.event.Event()
+        self._hub: Any = gevent.get_hub()
+        self._greenlets: list[Any] = []
+        self._watchers: list[Any] = []
+        self._ended: set[str] = set()
+        now = time.monotonic()
+        self.pipes = {d: Pipe(proxy._rng) for d in DIRECTIONS}
+        self.wakes = {d: gevent.event.Event() for d in DIRECTIONS}
+        self._room = {d: gevent.event.Event() for d in DIRECTIONS}
+        for direction in DIRECTIONS:
+            for toxic in proxy._chains[direction].toxics:
+                self.pipes[direction].add(toxic, toxic.spec, now)
+
+    def start(self) -> None:
+        """Reach the upstream, then pump both directions (in greenlets; on the loop)."""
+        self._greenlets.append(gevent.spawn(self._run))
+
+    def _run(self) -> None:
+        try:
+            server = self._connect_upstream()
+        except Closed:
+            return
+        if server is None:
+            self.abort(CLOSE)
+            return
+        self.server = server
+        client_in, client_out = io_watchers(self._hub, self.client.fileno())
+        server_in, server_out = io_watchers(self._hub, server.fileno())
+        self._watchers += [client_in, client_out, server_in, server_out]
+        self._greenlets += [
+            gevent.spawn(self._read, UPSTREAM, self.client, client_in),
+            gevent.spawn(self._write, UPSTREAM, server, server_out),
+            gevent.spawn(self._read, DOWNSTREAM, server, server_in),
+            gevent.spawn(self._write, DOWNSTREAM, self.client, client_out),
+        ]
+
+    def _connect_upstream(self) -> Optional[socket.socket]:
+        proxy = self.proxy
+        last: Union[OSError, str] = "no address"
+        try:
+            with gevent.Timeout(proxy.connect_timeout):
+                for family, sockaddr in proxy._addresses:
+                    sock = os_socket(family, socket.SOCK_STREAM)
+                    try:
+                        sock.setblocking(False)
+                        err = sock.connect_ex(sockaddr)
+                        if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY):
+                            watcher = self._hub.loop.io(sock.fileno(), 2)
+                            try:
+                                self._hub.wait(watcher)
+                            finally:
+                                watcher.close()
+                            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                        if err not in (0, errno.EISCONN):
+                            raise OSError(err, os.strerror(err))
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    except OSError as exc:
+                        sock.close()
+                        last = exc
+                        continue
+                    except BaseException:
+                        sock.close()
+                        raise
+                    return sock
+        except gevent.Timeout:
+            last = f"no answer within {proxy.connect_timeout} s"
+        log.warning(
+            "%s: connection %d cannot reach the upstream: %s", proxy.name, self.number, last
+        )
+        return None
+
+    def _read(self, direction: str, src: socket.socket, watcher: Any) -> None:
+        pipe, wake, room = self.pipes[direction], self.wakes[direction], self._room[direction]
+        try:
+            while not self.closed:
+                if pipe.buffered >= HIGH_WATER:
+                    room.clear()
+                    room.wait()
+                    continue
+                try:
+                    data = src.recv(RECV_SIZE)
+                except (BlockingIOError, InterruptedError):
+                    self._hub.wait(watcher)
+                    continue
+                if not data:
+                    pipe.close_input()
+                    wake.set()
+                    return
+                pipe.feed(data, time.monotonic())
+                wake.set()
+        except Closed:
+            pass
+        except OSError as exc:
+            log.debug("%s: connection %d %s read: %s", self.proxy.name, self.number, direction, exc)
+            self.abort(RESET)
+
+    def _write(self, direction: str, dst: socket.socket, watcher: Any) -> None:
+        pipe, wake, room = self.pipes[direction], self.wakes[direction], self._room[direction]
+        try:
+            while not self.closed:
+                wake.clear()
+                now = time.monotonic()
+                step = pipe.next_step(now)
+                if isinstance(step, Send):
+                    # Recorded first: whatever a peer has seen is in the record.
+                    self.proxy._record(direction, self.number, step.data, now)
+                    self._send_all(dst, watcher, step.data)
+                    pipe.commit(step, time.monotonic())
+                    room.set()
+                elif isinstance(step, Wait):
+                    wake.wait(None if step.until is None else max(0.0, step.until - now))
+                elif isinstance(step, Drop):
+                    pipe.drop(step)
+                    room.set()
+                elif isinstance(step, Finish):
+                    with contextlib.suppress(OSError):
+                        dst.shutdown(socket.SHUT_WR)
+                    self._ended.add(direction)
+                    if len(self._ended) == len(DIRECTIONS):
+                        self.abort(CLOSE)
+                    return
+                elif isinstance(step, End):
+                    if step.how == RESET:
+                        self._drain(dst)
+                    log.debug("%s: connection %d: %s", self.proxy.name, self.number, step.how)
+                    self.abort(step.how)
+                    return
+        except Closed:
+            pass
+        except OSError as exc:
+            log.debug(
+                "%s: connection %d %s write: %s", self.proxy.name, self.number, direction, exc
+            )
+            self.abort(RESET)
+
+    def _send_all(self, sock: socket.socket, watcher: Any, data: bytes) -> None:
+        view = memoryview(data)
+        while view.nbytes:
+            try:
+                sent = sock.send(view)
+            except (BlockingIOError, InterruptedError):
+                self._hub.wait(watcher)
+                continue
+            view = view[sent:]
+
+    def _drain(self, sock: socket.socket) -> None:
+        # A reset throws away what the kernel still holds: let the bytes before it arrive.
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while _unsent(sock) and time.monotonic() < deadline:
+            gevent.sleep(0.001)
+
+    def abort(self, how: str) -> None:
+        """End the connection (``CLOSE`` or ``RESET``) from any greenlet on the loop."""
+        if self.closed:
+            return
+        self.closed = True
+        gevent.spawn(self._teardown, how)
+
+    def _teardown(self, how: str) -> None:
+        stop_greenlets(self._greenlets, self._watchers)
+        for sock in (self.client, self.server):
+            if sock is None:
+                continue
+            if how == RESET:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                _close_gently(sock)
+            sock.close()
+        self.proxy._forget(self)
+        log.debug("%s: connection %d closed (%s)", self.proxy.name, self.number, how)
+        self.finished.set()
+
+
+def _close_gently(sock: socket.socket) -> None:
+    # FIN after the bytes already sent; unread input would turn close() into a reset.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+    with contextlib.suppress(OSError):
+        while sock.recv(RECV_SIZE):
+            pass
