@@ -28,13 +28,10 @@ from __future__ import annotations
 
 import inspect
 import json
-import shutil
 import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 import pytest
 import redis
@@ -43,6 +40,9 @@ from redis.retry import Retry
 
 from pytest_hsocket.plugin.proxy import ProxyFactory
 from pytest_hsocket.testing import MockServer
+
+if TYPE_CHECKING:
+    from conftest import RedisServer  # the example suite's fixture type
 
 REQUEST = b"GET config\r\n"
 REPLY = b"+mode=fast\r\n"
@@ -217,65 +217,6 @@ def redis_session(host: str, port: int) -> list[Any]:
 EXPECTED = [True, True, b"v", 1, 1]
 
 
-class RedisServer(NamedTuple):
-    port: int
-    proc: subprocess.Popen[bytes]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _accepts(proc: subprocess.Popen[bytes], port: int) -> bool:
-    """Connect until redis-server accepts (True), exits or 10 s pass (False)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.05)  # not listening yet: poll again
-    return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """Start a throw-away redis-server on a free loopback port (the test may stop it early)."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    log = tmp_path / "redis.log"
-    for _attempt in range(3):  # another process may take the free port before redis binds it
-        port = _free_port()
-        argv = [executable, "--port", str(port), "--bind", "127.0.0.1"]
-        argv += ["--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
-        with log.open("wb") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        if _accepts(proc, port):
-            break
-        _stop(proc)
-    else:
-        pytest.fail(f"redis-server did not start:\n{log.read_text()}")
-    try:
-        yield RedisServer(port, proc)
-    finally:
-        _stop(proc)
-
-
 def test_record_a_real_redis_then_replay_it_without_one(
     redis_server: RedisServer,
     hsock_proxy: ProxyFactory,
@@ -301,7 +242,7 @@ def test_record_a_real_redis_then_replay_it_without_one(
     assert answered == "+PONG\r\n+OK\r\n$1\r\nv\r\n:1\r\n:1\r\n"
 
     # Replay: no redis-server any more, the mock plays its side of the recording.
-    _stop(redis_server.proc)
+    redis_server.stop()
     hsock_server.replay(recording)
     assert redis_session(*hsock_server.address) == EXPECTED
 

@@ -28,12 +28,7 @@ from __future__ import annotations
 
 import inspect
 import re
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, Union
 
 import pytest
@@ -189,58 +184,6 @@ def test_a_quiet_client_sends_no_handshake(hsock_server: MockServer) -> None:
 
 
 # -- hs.socket against a real redis-server ----------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _accepts(proc: subprocess.Popen[bytes], port: int) -> bool:
-    """Connect until redis-server accepts (True), exits or 10 s pass (False)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.05)  # not listening yet: poll again
-    return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-@pytest.fixture
-def redis_server_port(tmp_path: Path) -> Iterator[int]:
-    """Start a throw-away redis-server on a free loopback port; yield the port."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    log = tmp_path / "redis.log"
-    for _attempt in range(3):  # another process may take the free port before redis binds it
-        port = _free_port()
-        argv = [executable, "--port", str(port), "--bind", "127.0.0.1"]
-        argv += ["--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
-        with log.open("wb") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        if _accepts(proc, port):
-            break
-        _stop(proc)
-    else:
-        pytest.fail(f"redis-server did not start:\n{log.read_text()}")
-    try:
-        yield port
-    finally:
-        _stop(proc)
 
 
 def read_reply(client: TestClient) -> bytes:
