@@ -239,7 +239,7 @@ class CallbackQueue:
         self._items.append((where, fn, args))
         if not self._running:
             self._running = True
-            gevent.spawn(self._run)
+            gevent.spawn_raw(self._run)  # no Greenlet object: this runs once per batch
 
     def _run(self) -> None:
         items = self._items
