@@ -12,9 +12,7 @@ object made on the loop.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import os
 import socket
 import struct
 import time
@@ -26,7 +24,7 @@ import gevent.event
 from ._faults import DIRECTIONS, DOWNSTREAM, UPSTREAM
 from ._pipe import CLOSE, RESET, Drop, End, Finish, Pipe, Send, Wait
 from ._proxy_common import io_watchers, stop_greenlets
-from ._sockets import Closed, os_socket
+from ._sockets import Closed, await_connect, os_socket
 
 if TYPE_CHECKING:
     from ._proxy import FaultProxy
@@ -115,16 +113,7 @@ class Connection:
                     sock = os_socket(family, socket.SOCK_STREAM)
                     try:
                         sock.setblocking(False)
-                        err = sock.connect_ex(sockaddr)
-                        if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY):
-                            watcher = self._hub.loop.io(sock.fileno(), 2)
-                            try:
-                                self._hub.wait(watcher)
-                            finally:
-                                watcher.close()
-                            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                        if err not in (0, errno.EISCONN):
-                            raise OSError(err, os.strerror(err))
+                        await_connect(self._hub, sock, sockaddr)
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     except OSError as exc:
                         sock.close()

@@ -3,8 +3,10 @@ ends (the original's words), and the exception thrown into its greenlets when it
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
-from typing import Callable
+from typing import Any, Callable
 
 from gevent import GreenletExit, monkey
 
@@ -28,3 +30,21 @@ WriteCallback = Callable[[int], object]
 
 class Closed(GreenletExit):  # type: ignore[misc]
     """Thrown into a connection's greenlets when it closes."""
+
+
+def await_connect(hub: Any, sock: socket.socket, addr: Any) -> None:
+    """Connect a non-blocking socket, waiting on the hub (in a greenlet on the loop).
+
+    Raises:
+        OSError: With the errno the connection failed with.
+    """
+    err = sock.connect_ex(addr)
+    if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY):
+        watcher = hub.loop.io(sock.fileno(), 2)
+        try:
+            hub.wait(watcher)
+        finally:
+            watcher.close()
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err not in (0, errno.EISCONN):
+        raise OSError(err, os.strerror(err))

@@ -37,6 +37,7 @@ from ._sockets import (
     WRITE_TIMEOUT,
     Closed,
     WriteCallback,
+    await_connect,
     os_socket,
 )
 from ._stream_write import StreamWriter
@@ -141,7 +142,7 @@ class Stream(StreamWriter):
                 sock = os_socket(fam, socket.SOCK_STREAM)
                 sock.setblocking(False)
                 try:
-                    self._await_connect(sock, addr)
+                    await_connect(self._hub, sock, addr)
                 except OSError as exc:
                     sock.close()
                     last = exc
@@ -174,18 +175,6 @@ class Stream(StreamWriter):
             return [(literal, (host, port))]
         infos = self._hub.resolver.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
         return [(fam, sa) for fam, _, _, _, sa in infos if fam in (socket.AF_INET, socket.AF_INET6)]
-
-    def _await_connect(self, sock: socket.socket, addr: Any) -> None:
-        err = sock.connect_ex(addr)
-        if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY):
-            watcher = self._hub.loop.io(sock.fileno(), 2)
-            try:
-                self._hub.wait(watcher)
-            finally:
-                watcher.close()
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err not in (0, errno.EISCONN):
-            raise OSError(err, os.strerror(err))
 
     def _fail_connect(self, reason: str) -> None:
         self._connector = None
