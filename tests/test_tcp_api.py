@@ -523,6 +523,7 @@ def test_works_in_a_gevent_monkey_patched_process(tmp_path: Path) -> None:
         pytest.param(lambda: hsocket.new().write("\udcff"), ValueError, "write() message is not valid text", id="surrogate-message"),
         pytest.param(lambda: hsocket.new().on_connect(None), TypeError, "on_connect() hook must be callable, not None", id="hook-none"),
         pytest.param(lambda: hsocket.new().on_disconnect(3), TypeError, "on_disconnect() hook must be callable, not 3", id="hook-int"),
+        pytest.param(lambda: hsocket.new().set_timeout(float("nan")), ValueError, "set_timeout() timeout must be a number of seconds, not nan", id="timeout-nan"),
     ],
 )  # fmt: skip
 def test_more_bad_arguments(call: Any, error: type[Exception], message: str) -> None:
