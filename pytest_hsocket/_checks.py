@@ -54,7 +54,7 @@ def check_callable(fn: object, what: str, optional: bool = True) -> None:
 
 
 def check_timeout(timeout: object, what: str) -> float:
-    """Return ``timeout`` as a float; ``TypeError`` unless it is a number, ``ValueError`` for NaN."""
+    """Return ``timeout`` as a float: ``TypeError`` unless a number, ``ValueError`` for NaN."""
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"{what} timeout must be a number of seconds, not {timeout!r}")
     if timeout != timeout:
