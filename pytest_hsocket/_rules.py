@@ -87,7 +87,10 @@ def make_spec(match: object) -> Spec:
             f"expect() match must be bytes, str, int, re.Pattern or until(), not {match!r}"
         )
     if isinstance(match, str):
-        match = match.encode("utf-8")
+        try:
+            match = match.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"expect() match is not valid text: {match!r}") from None
     if isinstance(match, (bytes, bytearray, memoryview)):
         data = bytes(match)
         if not data:
@@ -218,6 +221,11 @@ class Rule:
     def _check_payload(payload: Payload, what: str) -> None:
         if not isinstance(payload, (bytes, str)) and not callable(payload):
             raise TypeError(f"{what} payload must be bytes, str or callable, not {payload!r}")
+        if isinstance(payload, str):
+            try:
+                payload.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"{what} payload is not valid text: {payload!r}") from None
 
     def __repr__(self) -> str:
         spec = self.spec if isinstance(self.spec, (bytes, int, Until)) else self.spec.pattern

@@ -8,6 +8,7 @@ from collections import deque
 from typing import Any, Optional, Union
 
 from ._async import to_thread
+from ._checks import check_timeout
 from ._errors import ConnectionClosed, InvalidThreadUseError, ReadTimeout
 from ._framing import ReadRequest, make_request
 from ._loop import _allocate_lock, get_loop
@@ -233,11 +234,11 @@ class TestClient(Socket):
         self._refuse_on_loop("expect")
         self.check()
         request = make_request(delimiter, tag, self._timeout)
+        limit = self.wait_timeout if timeout is None else check_timeout(timeout, "expect()")
         ticket = _Ticket(request)
         if self._stream is None:
             raise self._closed_error(request)
         self._loop.call(self._push_ticket, request, ticket)
-        limit = self.wait_timeout if timeout is None else timeout
         arrived = ticket.gate.wait(limit)
         with self._lock:
             if not arrived and not ticket.gate.is_open:
@@ -290,7 +291,7 @@ class TestClient(Socket):
             InvalidThreadUseError: If called on the socket loop.
         """
         self._refuse_on_loop("wait")
-        limit = self.wait_timeout if timeout is None else timeout
+        limit = self.wait_timeout if timeout is None else check_timeout(timeout, "wait()")
         deadline = _monotonic() + limit
         while True:
             self.check()

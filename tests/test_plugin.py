@@ -411,3 +411,19 @@ def test_ipv6_servers_by_a_parameter(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed") == 2 or "no IPv6 loopback" in result.stdout.str()
+
+
+def test_a_bad_expect_timeout_queues_nothing(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_bad_timeout(hsock_server, hsock_client):
+            hsock_server.greet(b"hello\\n")
+            client = hsock_client(hsock_server)
+            with pytest.raises(TypeError, match="expect\\\\(\\\\) timeout must be a number of seconds"):
+                client.expect(b"\\n", timeout="1")
+            assert client.expect(b"\\n") == b"hello\\n"  # no stale read took it
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -152,3 +152,10 @@ def test_any_split_gives_the_same_responses(messages: list[bytes], cuts: list[in
         split += _sent(conv.feed(piece))
     assert split == whole
     assert len(whole) == len(messages)
+
+
+def test_text_that_cannot_be_encoded_is_refused_when_scripted() -> None:
+    with pytest.raises(ValueError, match="expect\\(\\) match is not valid text"):
+        Script().expect("\udcff")
+    with pytest.raises(ValueError, match="respond\\(\\) payload is not valid text"):
+        Script().expect(b"x").respond("\udcff")
