@@ -55,7 +55,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -67,7 +66,17 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Optional
 
-import pytest_hsocket as hsocket
+from _common import (
+    BenchmarkError,
+    cell,
+    check_repeat,
+    interleaved,
+    new_parser,
+    platform_fields,
+    print_report,
+    ruled,
+    write_report,
+)
 
 TESTS_FULL = 500
 TESTS_QUICK = 100
@@ -133,10 +142,6 @@ def test_ping_{i:04d}():
     pass
 """,
 }
-
-
-class BenchmarkError(RuntimeError):
-    """A suite failed, timed out or did not report every test."""
 
 
 def write_suites(folder: str, tests: int) -> dict[str, str]:
@@ -305,19 +310,16 @@ def measure(
     """Run every suite in every mode ``repeat`` times, interleaved; print each as it ends."""
     plan = [(suite, mode, workers) for mode, workers in modes for suite in (OURS, PEER, BARE)]
     results = {(suite, mode): Measurement(suite, mode, tests) for suite, mode, _ in plan}
-    index = 0
-    for round_ in range(repeat):
-        for suite, mode, workers in plan if round_ % 2 == 0 else plan[::-1]:
-            gc.collect()
-            index += 1
-            run = run_suite(folder, paths[suite], tests, workers, timeout, index)
-            results[(suite, mode)].add(run)
-            print(
-                f"  round {round_ + 1} {mode:<8} {suite:<10} wall {run.wall:6.2f} s  "
-                f"median {run.median_ms:6.2f} ms  p90 {run.p90_ms:6.2f} ms  "
-                f"sum {run.total:6.2f} s",
-                flush=True,
-            )
+    for index, (round_, (suite, mode, workers)) in enumerate(interleaved(plan, repeat), 1):
+        gc.collect()
+        run = run_suite(folder, paths[suite], tests, workers, timeout, index)
+        results[(suite, mode)].add(run)
+        print(
+            f"  round {round_ + 1} {mode:<8} {suite:<10} wall {run.wall:6.2f} s  "
+            f"median {run.median_ms:6.2f} ms  p90 {run.p90_ms:6.2f} ms  "
+            f"sum {run.total:6.2f} s",
+            flush=True,
+        )
     return list(results.values())
 
 
@@ -348,7 +350,7 @@ def rows_of(measurements: list[Measurement]) -> list[Row]:
 
 
 def _ratio(value: Optional[float]) -> str:
-    return f"{'':>6}" if value is None else f"{value:>6.2f}"
+    return cell(value, 6)
 
 
 def format_table(rows: list[Row], tests: int) -> str:
@@ -357,8 +359,8 @@ def format_table(rows: list[Row], tests: int) -> str:
         f"{'mode':<8} {'suite':<11} {'median ms':>9} {'p90 ms':>8} {'sum s':>7} {'wall s':>7}  "
         f"{'median':>6} {'p90':>6} {'sum':>6} {'wall':>6}"
     )
-    lines = [f"{tests} tests per suite; the last four columns are ours/httpserver", header]
-    lines.append("-" * len(header))
+    lines = [f"{tests} tests per suite; the last four columns are ours/httpserver"]
+    lines += ruled(header)
     for row in rows:
         lines.append(
             f"{row.mode:<8} {row.suite:<11} {row.median_ms:>9.2f} {row.p90_ms:>8.2f} "
@@ -372,7 +374,7 @@ def format_table(rows: list[Row], tests: int) -> str:
         "median ms per test and phase",
     ]
     header = f"{'mode':<8} {'suite':<11} {'setup':>7} {'call':>7} {'teardown':>8}"
-    lines += [header, "-" * len(header)]
+    lines += ruled(header)
     for row in rows:
         lines.append(
             f"{row.mode:<8} {row.suite:<11} {row.setup_ms:>7.3f} {row.call_ms:>7.3f} "
@@ -397,10 +399,7 @@ def write_json(
         "repeat": args.repeat,
         "tests": args.tests,
         "wall_seconds": wall,
-        "python": sys.version,
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "hsocket_version": hsocket.__version__,
+        **platform_fields(),
         "versions": {
             name: _version(name) for name in ("pytest", "pytest-httpserver", "pytest-xdist")
         },
@@ -417,17 +416,12 @@ def write_json(
             for m in measurements
         ],
     }
-    with open(args.json, "w", encoding="utf-8") as out:
-        json.dump(report, out, indent=2)
-        out.write("\n")
+    write_report(args.json, report)
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="100 tests per suite")
-    parser.add_argument("--json", metavar="PATH", help="also write the results to PATH")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per suite (>= 3)")
+    parser = new_parser(__doc__, "100 tests per suite", "runs per suite (>= 3)", 3)
     parser.add_argument("--tests", type=int, help="tests per suite (500, --quick 100)")
     parser.add_argument("--no-xdist", action="store_true", help="skip the -n 2 runs")
     parser.add_argument(
@@ -437,8 +431,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.tests is None:
         args.tests = TESTS_QUICK if args.quick else TESTS_FULL
-    if args.repeat < 3:
-        parser.error("--repeat must be 3 or more")
+    check_repeat(parser, args)
     if args.tests < 10:
         parser.error("--tests must be 10 or more (for a p90)")
     return args
@@ -468,9 +461,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             shutil.rmtree(folder, ignore_errors=True)
     rows = rows_of(measurements)
     wall = time.perf_counter() - started
-    print()
-    print(format_table(rows, args.tests))
-    print(f"\n{'quick' if args.quick else 'full'} run, {wall:.0f} s wall time", flush=True)
+    print_report([format_table(rows, args.tests)], args.quick, wall)
     if args.json:
         write_json(args, wall, rows, measurements)
     return 0

@@ -62,11 +62,7 @@ import asyncio
 import contextlib
 import cProfile
 import gc
-import json
 import multiprocessing
-import os
-import platform
-import pstats
 import socket
 import statistics
 import sys
@@ -75,6 +71,23 @@ import time
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from typing import Callable, Optional, Union
+
+from _common import (
+    HOST,
+    BenchmarkError,
+    Stopwatch,
+    Timing,
+    Watchdog,
+    check_repeat,
+    listening_port,
+    new_parser,
+    platform_fields,
+    print_profile,
+    print_report,
+    ruled,
+    stop_process,
+    write_report,
+)
 
 import pytest_hsocket as hsocket
 
@@ -90,10 +103,6 @@ PROFILE_TOP = 25
 """Functions shown per profile."""
 
 LINES, BULK = "lines", "bulk"
-
-
-class BenchmarkError(RuntimeError):
-    """A run timed out or received something other than what was sent."""
 
 
 # -- the sender process -----------------------------------------------------------------------
@@ -116,7 +125,7 @@ def _sender_main(conn: Connection) -> None:
         kind, port, nbytes = command
         chunk = chunks[kind]
         try:
-            with socket.create_connection(("127.0.0.1", port)) as sock:
+            with socket.create_connection((HOST, port)) as sock:
                 left = nbytes
                 while left >= len(chunk):
                     sock.sendall(chunk)
@@ -163,44 +172,17 @@ class Sender:
         """Stop the sender process."""
         with contextlib.suppress(OSError):
             self._conn.send(None)
-        self._process.join(self.timeout)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+        stop_process(self._process, self.timeout)
         self._conn.close()
-
-
-# -- timing ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Timing:
-    """One run: wall-clock seconds, and CPU seconds of this (the receiving) process."""
-
-    seconds: float
-    cpu_seconds: float
-
-
-class Stopwatch:
-    """Started on creation; ``stop()`` returns the wall-clock and process CPU time since.
-
-    The sender is another process, so the CPU time is the receiver's alone (every thread of
-    this process: for ours, mostly the socket loop's).
-    """
-
-    def __init__(self) -> None:
-        self._wall = time.perf_counter()
-        self._cpu = time.process_time()
-
-    def stop(self) -> Timing:
-        return Timing(time.perf_counter() - self._wall, time.process_time() - self._cpu)
 
 
 # -- receivers ---------------------------------------------------------------------------------
 #
 # Each receiver takes the sender, the framing (a delimiter or a length), the number of messages
 # and the total bytes; it returns the wall-clock and CPU seconds from telling the sender to go
-# to having the last message, after checking that it got exactly what was sent.
+# to having the last message, after checking that it got exactly what was sent. The sender is
+# another process, so the CPU time (``Stopwatch``) is the receiver's alone (every thread of
+# this process: for ours, mostly the socket loop's).
 
 Framing = Union[bytes, int]
 """A delimiter (bytes) or a message length (int)."""
@@ -256,9 +238,7 @@ def receive_ours(
             client.read(framing, read_tag)
 
         server.on_connect(first_read)
-        port = server.info()["localPort"]
-        if not isinstance(port, int) or not port:
-            raise BenchmarkError(f"ours: the server is not listening: {server!r}")
+        port = listening_port(server, "ours")
         clock = Stopwatch()
         sender.start(_kind(framing), port, nbytes)
         if not done.wait(sender.timeout):
@@ -323,7 +303,7 @@ def _accept(
     sender: Sender, kind: str, nbytes: int
 ) -> tuple[socket.socket, socket.socket, Stopwatch]:
     # A blocking listener; accept() has the run's timeout, the accepted socket has none.
-    listener = socket.create_server(("127.0.0.1", 0))
+    listener = socket.create_server((HOST, 0))
     try:
         listener.settimeout(sender.timeout)
         clock = Stopwatch()
@@ -336,32 +316,12 @@ def _accept(
     return listener, conn, clock
 
 
-class _Watchdog:
-    """Shuts a blocking socket down if a run overruns, so a blocked read returns and fails."""
-
-    def __init__(self, sock: socket.socket, timeout: float) -> None:
-        self.fired = False
-        self._sock = sock
-        self._timer = threading.Timer(timeout, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _fire(self) -> None:
-        self.fired = True
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-        self._timer.join()
-
-
 def receive_makefile(sender: Sender, framing: Framing, messages: int, nbytes: int) -> Timing:
     """A blocking socket's ``makefile("rb").readline()`` per message."""
     if framing != b"\n":
         raise ValueError(f"makefile reads lines only, not {framing!r}")
     listener, conn, clock = _accept(sender, LINES, nbytes)
-    watchdog = _Watchdog(conn, sender.timeout)
+    watchdog = Watchdog(conn, sender.timeout)
     count = 0
     total = 0
     try:
@@ -390,7 +350,7 @@ def receive_recv_into(sender: Sender, framing: Framing, messages: int, nbytes: i
     if not isinstance(framing, int):
         raise TypeError(f"recv_into reads blocks only, not {framing!r}")
     listener, conn, clock = _accept(sender, BULK, nbytes)
-    watchdog = _Watchdog(conn, sender.timeout)
+    watchdog = Watchdog(conn, sender.timeout)
     buffer = bytearray(framing)
     total = 0
     try:
@@ -523,7 +483,7 @@ def format_table(rows: list[Row]) -> str:
         f"{'figure':<28} {'unit':<6} {'ours':>9}  {'peer':<9} {'peer':>9} "
         f"{'ours/peer':>9} {'ours/1x':>8}"
     )
-    lines = [header, "-" * len(header)]
+    lines = ruled(header)
     for row in rows:
         vs_1x = "" if row.ours_vs_1x is None else f"{row.ours_vs_1x:.2f}"
         lines.append(
@@ -586,8 +546,7 @@ def profile_ours(sender: Sender, messages: int, blocks: int) -> None:
         print(
             f"\nprofile of ours, {_kind(framing)} x{count}: {timing.seconds:.3f} s under cProfile"
         )
-        stats = pstats.Stats(profiler, stream=sys.stdout)
-        stats.sort_stats(pstats.SortKey.TIME).print_stats(PROFILE_TOP)
+        print_profile(profiler, PROFILE_TOP)
 
 
 def write_json(
@@ -598,10 +557,7 @@ def write_json(
         "quick": args.quick,
         "repeat": args.repeat,
         "wall_seconds": wall,
-        "python": sys.version,
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "hsocket_version": hsocket.__version__,
+        **platform_fields(),
         "rows": [asdict(row) for row in rows],
         "measurements": [
             {
@@ -614,17 +570,12 @@ def write_json(
             for m in measurements
         ],
     }
-    with open(args.json, "w", encoding="utf-8") as out:
-        json.dump(report, out, indent=2)
-        out.write("\n")
+    write_report(args.json, report)
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="256 MiB bulk, scaling to 4x only")
-    parser.add_argument("--json", metavar="PATH", help="also write the results to PATH")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (>= 3)")
+    parser = new_parser(__doc__, "256 MiB bulk, scaling to 4x only", "runs per figure (>= 3)", 3)
     parser.add_argument(
         "--lines", type=int, default=LINE_COUNT, help="messages in figure 1 (1,000,000)"
     )
@@ -635,8 +586,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         "--profile", action="store_true", help="then profile one run of ours per workload"
     )
     args = parser.parse_args(argv)
-    if args.repeat < 3:
-        parser.error("--repeat must be 3 or more")
+    check_repeat(parser, args)
     return args
 
 
@@ -648,9 +598,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         rows, measurements = run(args, sender)
         wall = time.perf_counter() - started
-        print()
-        print(format_table(rows))
-        print(f"\n{'quick' if args.quick else 'full'} run, {wall:.0f} s wall time", flush=True)
+        print_report([format_table(rows)], args.quick, wall)
         if args.json:
             write_json(args, wall, rows, measurements)
         if args.profile:

@@ -70,13 +70,8 @@ table.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import cProfile
 import gc
-import json
 import os
-import platform
-import pstats
 import socket
 import ssl
 import statistics
@@ -87,21 +82,33 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Optional, Union
 
 import trustme
+from _common import (
+    HOST,
+    NO_PROFILE,
+    BenchmarkError,
+    Profilers,
+    ServerThread,
+    cell,
+    check_repeat,
+    interleaved,
+    listening_port,
+    new_parser,
+    platform_fields,
+    print_profile,
+    print_report,
+    ruled,
+    write_report,
+)
 
 import pytest_hsocket as hsocket
-from pytest_hsocket._loop import get_loop  # --profile only: to enable cProfile on the loop
+from pytest_hsocket._loop import get_loop  # to read the loop thread's CPU time
 
-HOST = "127.0.0.1"
 CONNECTIONS_FULL = 200
 CONNECTIONS_QUICK = 100
 WARMUP_CONNECTIONS = 10
 LINE = b"ping\n"
 PROFILE_TOP = 30
 """Functions shown per profile."""
-
-
-class BenchmarkError(RuntimeError):
-    """A run timed out, or a connection did not get its line back."""
 
 
 # -- TLS material -----------------------------------------------------------------------------
@@ -202,11 +209,11 @@ class OursServer:
         self.server = hsocket.server(0, echo)
         self.server.start_tls(context=contexts.server)
         self.server.on_connect(on_connect)
-        port = self.server.info()["localPort"]
-        if not isinstance(port, int) or not port:
+        try:
+            self.port = listening_port(self.server, "ours")
+        except BenchmarkError:
             self.server.disconnect()
-            raise BenchmarkError(f"ours: the server is not listening: {self.server!r}")
-        self.port = port
+            raise
 
     def finish(self) -> None:
         """Wait until the server side closed every connection; check the echo count.
@@ -227,23 +234,17 @@ class OursServer:
             raise BenchmarkError(f"ours server: echoed {self.echoed} of {self.connections} lines")
 
 
-class StdlibServer:
+class StdlibServer(ServerThread):
     """A thread with a blocking accept loop serving exactly N connections, one at a time."""
 
     def __init__(self, contexts: Contexts, connections: int, timeout: float) -> None:
-        self.timeout = timeout
         self.connections = connections
         self.echoed = 0
         self.thread_cpu = 0.0
-        self.error: Optional[BaseException] = None
         self._contexts = contexts
-        self._listener = socket.create_server((HOST, 0))
-        self._listener.settimeout(timeout)
-        self.port = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, name="stdlib-tls-server", daemon=True)
-        self._thread.start()
+        super().__init__("stdlib-tls-server", timeout)
 
-    def _serve(self) -> None:
+    def serve(self) -> None:
         context = self._contexts.server
         started = time.thread_time()  # blocked in accept() until the clock runs: no CPU
         try:
@@ -255,10 +256,7 @@ class StdlibServer:
                         raise BenchmarkError(f"stdlib server: negotiated {tls.version()}")
                     tls.sendall(_read_line(tls, "stdlib server"))
                     self.echoed += 1
-        except BaseException as exc:
-            self.error = exc
         finally:
-            self._listener.close()
             self.thread_cpu = time.thread_time() - started
 
     def finish(self) -> None:
@@ -267,13 +265,7 @@ class StdlibServer:
         Raises:
             BenchmarkError: If it does not end in time or did not echo N lines.
         """
-        self._thread.join(self.timeout)
-        if self._thread.is_alive():
-            with contextlib.suppress(OSError):
-                self._listener.close()
-            raise BenchmarkError(f"stdlib server: still running after {self.timeout} s")
-        if self.error is not None:
-            raise BenchmarkError(f"stdlib server: {self.error!r}") from self.error
+        self.join("stdlib server")
         if self.echoed != self.connections:
             raise BenchmarkError(f"stdlib server: echoed {self.echoed} of {self.connections} lines")
 
@@ -361,23 +353,21 @@ def run_once(
     contexts: Contexts,
     connections: int,
     timeout: float,
-    profiler: Optional[cProfile.Profile] = None,
+    profilers: Profilers = NO_PROFILE,
 ) -> Timing:
     """Make a server, time ``connections`` sequential connections to it, check and close it.
 
     The clock stops once the client closed the last connection; the server's thread CPU time is
-    read after ``finish()`` (the stdlib server's thread has ended by then). With ``profiler``,
-    profile the socket loop's thread during the timed part.
+    read after ``finish()`` (the stdlib server's thread has ended by then). With ``profilers``,
+    profile (the socket loop's thread) during the timed part.
     """
     server = server_type(contexts, connections, timeout)
     try:
-        if profiler is not None:
-            get_loop().run_sync(profiler.enable)
+        profilers.enable()
         clock = Stopwatch()
         client(contexts, server.port, connections, timeout)
         timing = clock.stop(0.0)
-        if profiler is not None:
-            get_loop().run_sync(profiler.disable)
+        profilers.disable()
     finally:
         server.finish()
     return replace(timing, server_thread_cpu=server.thread_cpu)
@@ -469,11 +459,9 @@ def measure(contexts: Contexts, connections: int, repeat: int, timeout: float) -
     for _, client, server in PAIRINGS:
         run_once(client, server, contexts, WARMUP_CONNECTIONS, timeout)
     results = [Measurement(name, contexts.name, connections) for name, _, _ in PAIRINGS]
-    order = list(zip(PAIRINGS, results))
-    for round_ in range(repeat):
-        for (_, client, server), result in order if round_ % 2 == 0 else order[::-1]:
-            gc.collect()
-            result.timings.append(run_once(client, server, contexts, connections, timeout))
+    for _, ((_, client, server), result) in interleaved(list(zip(PAIRINGS, results)), repeat):
+        gc.collect()
+        result.timings.append(run_once(client, server, contexts, connections, timeout))
     for result in results:
         shown = ", ".join(f"{t.seconds:.3f}" for t in result.timings)
         print(
@@ -512,7 +500,7 @@ def rows_of(results: list[Measurement]) -> list[Row]:
 
 
 def _cell(value: Optional[float], width: int, spec: str = ".3f") -> str:
-    return f"{'-':>{width}}" if value is None else f"{value:>{width}{spec}}"
+    return cell(value, width, spec, missing="-")
 
 
 def format_table(rows: list[Row]) -> str:
@@ -522,7 +510,7 @@ def format_table(rows: list[Row]) -> str:
         f"{'vs stdlib':>9}  {'cpu ms/conn:':>12} {'client':>7} {'x':>5} {'server':>7} {'x':>5} "
         f"{'all':>6} {'cpu':>5}"
     )
-    lines = [header, "-" * len(header)]
+    lines = ruled(header)
     for row in rows:
         lines.append(
             f"{row.tls:<8} {row.pairing:<14} {row.rate:>12.1f} {row.ms_per_connection:>8.3f} "
@@ -546,16 +534,16 @@ def profile_ours(contexts: Contexts, connections: int, timeout: float) -> None:
     the peer (in the hub, charged to whichever Python frame switched to it) counts as nothing.
     """
     for name, client, server in PAIRINGS[:2]:
-        profiler = cProfile.Profile(time.thread_time)
+        profilers = Profilers(loop=True)
         gc.collect()
-        timing = run_once(client, server, contexts, connections, timeout, profiler)
+        timing = run_once(client, server, contexts, connections, timeout, profilers)
         print(
             f"\nprofile of {name} ({contexts.name}), {connections} connections: "
             f"{timing.seconds:.3f} s under cProfile, socket loop thread only, by CPU time "
             f"({timing.loop_cpu / connections * 1e3:.3f} ms of loop CPU per connection)"
         )
-        stats = pstats.Stats(profiler, stream=sys.stdout)
-        stats.sort_stats(pstats.SortKey.TIME).print_stats(PROFILE_TOP)
+        assert profilers.loop is not None
+        print_profile(profilers.loop, PROFILE_TOP)
 
 
 def write_json(
@@ -567,11 +555,7 @@ def write_json(
         "repeat": args.repeat,
         "connections": args.connections,
         "wall_seconds": wall,
-        "python": sys.version,
-        "openssl": ssl.OPENSSL_VERSION,
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "hsocket_version": hsocket.__version__,
+        **platform_fields(openssl=ssl.OPENSSL_VERSION),
         "rows": [asdict(row) for row in rows],
         "measurements": [
             {
@@ -587,17 +571,14 @@ def write_json(
             for m in measurements
         ],
     }
-    with open(args.json, "w", encoding="utf-8") as out:
-        json.dump(report, out, indent=2)
-        out.write("\n")
+    write_report(args.json, report)
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="100 connections per run, 3 runs")
-    parser.add_argument("--json", metavar="PATH", help="also write the results to PATH")
-    parser.add_argument("--repeat", type=int, help="runs per pairing (>= 3; 5, --quick 3)")
+    parser = new_parser(
+        __doc__, "100 connections per run, 3 runs", "runs per pairing (>= 3; 5, --quick 3)"
+    )
     parser.add_argument("--connections", type=int, help="connections per run (200, --quick 100)")
     parser.add_argument("--no-tls12", action="store_true", help="skip the TLS 1.2 rows")
     parser.add_argument(
@@ -607,12 +588,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         "--profile", action="store_true", help="then profile ours/ours and stdlib/ours"
     )
     args = parser.parse_args(argv)
-    if args.repeat is None:
-        args.repeat = 3 if args.quick else 5
+    check_repeat(parser, args)
     if args.connections is None:
         args.connections = CONNECTIONS_QUICK if args.quick else CONNECTIONS_FULL
-    if args.repeat < 3:
-        parser.error("--repeat must be 3 or more")
     if args.connections < 1:
         parser.error("--connections must be 1 or more")
     return args
@@ -639,9 +617,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         measurements += results
         rows += rows_of(results)
     wall = time.perf_counter() - started
-    print()
-    print(format_table(rows))
-    print(f"\n{'quick' if args.quick else 'full'} run, {wall:.0f} s wall time", flush=True)
+    print_report([format_table(rows)], args.quick, wall)
     if args.json:
         write_json(args, wall, rows, measurements)
     if args.profile:
