@@ -29,6 +29,17 @@ class Address(TypedDict):
     addressFamily: int
 
 
+def ip_family(host: str) -> Optional[int]:
+    """Return the family of an IP literal (an IPv6 scope suffix allowed), or ``None``."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host.split("%", 1)[0])
+        except OSError:
+            continue
+        return family
+    return None
+
+
 def encode_sockaddr(host: str, port: int, flowinfo: int = 0, scope_id: int = 0) -> bytes:
     """Encode an IP address and port as BSD ``sockaddr`` bytes.
 

@@ -9,28 +9,6 @@ from ._address import sockaddr_of
 
 InfoValue = Union[str, int, float, bool, bytes]
 
-TCP_INFO_KEYS = (
-    "connectedAddress",
-    "connectedHost",
-    "connectedPort",
-    "connectedURL",
-    "connections",
-    "isConnected",
-    "isDisconnected",
-    "isIPv4",
-    "isIPv4Enabled",
-    "isIPv4PreferredOverIPv6",
-    "isIPv6",
-    "isIPv6Enabled",
-    "isSecure",
-    "localAddress",
-    "localHost",
-    "localPort",
-    "timeout",
-    "unixSocketPath",
-    "userData",
-)
-
 
 def _name(fn: Any) -> Any:
     try:

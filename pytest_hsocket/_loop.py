@@ -56,7 +56,6 @@ class SocketLoop:
         self._keepalive: Any = None
         self._lock = _allocate_lock()
         self._stopped = _allocate_lock()
-        self._callback_errors: list[CallbackError] = []
         self._error_sinks: list[Callable[[CallbackError], None]] = []
 
     @property
@@ -143,17 +142,6 @@ class SocketLoop:
             hub = self._hub
         hub.loop.run_callback_threadsafe(self._guarded, fn, args)
 
-    def call_later(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Queue ``fn(*args)`` to run on the loop later, even when called on the loop."""
-        hub = self._hub
-        if hub is None:
-            self.start()
-            hub = self._hub
-        if _get_ident() == self.thread_id:
-            hub.loop.run_callback(self._guarded, fn, args)
-        else:
-            hub.loop.run_callback_threadsafe(self._guarded, fn, args)
-
     @staticmethod
     def _guarded(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         try:
@@ -187,10 +175,6 @@ class SocketLoop:
         if result.error is not None:
             raise result.error
         return result.value  # type: ignore[no-any-return]
-
-    def spawn(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Spawn a greenlet on the loop; must be called on the loop thread."""
-        return gevent.spawn(fn, *args)
 
     def add_error_sink(self, sink: Callable[[CallbackError], None]) -> None:
         """Register ``sink(error)``, called (on the loop) for callback errors from now on.

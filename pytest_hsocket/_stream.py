@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional, Protocol, Union
 import gevent
 import gevent.event
 
+from ._address import ip_family
 from ._errors import reason_of
 from ._framing import BARRIER, Completed, ReadQueue, ReadRequest
 from ._sockets import (
@@ -77,16 +78,6 @@ class StreamOwner(Protocol):
     def _stream_closed(
         self, stream: Stream, reason: str, unread: bytes, lost: list[ReadRequest], error: bool
     ) -> None: ...
-
-
-def _ip_family(host: str) -> Optional[int]:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        return family
-    return None
 
 
 class Stream(StreamWriter):
@@ -170,7 +161,7 @@ class Stream(StreamWriter):
         if family == getattr(socket, "AF_UNIX", -1):
             return [(family, a) for a in addresses]
         host, port = addresses[0]
-        literal = _ip_family(host)
+        literal = ip_family(host)
         if literal is not None:
             return [(literal, (host, port))]
         infos = self._hub.resolver.getaddrinfo(host, port, 0, socket.SOCK_STREAM)

@@ -174,7 +174,6 @@ class StreamWriter(StreamTls):
             data = data[sent:]
             item[0] = data
 
-    @property
     def unsent(self) -> int:
         """Bytes queued for sending and not yet handed to the kernel."""
         return sum(item[0].nbytes for item in self._writes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import time
 from collections import deque
 from typing import Any, Optional, Union
 
@@ -292,7 +293,7 @@ class TestClient(Socket):
         """
         self._refuse_on_loop("wait")
         limit = self.wait_timeout if timeout is None else check_timeout(timeout, "wait()")
-        deadline = _monotonic() + limit
+        deadline = time.monotonic() + limit
         while True:
             self.check()
             with self._lock:
@@ -302,7 +303,7 @@ class TestClient(Socket):
                 gate = self._changed
             if self._stream is None:
                 raise self._closed_error(None, tag)
-            remaining = deadline - _monotonic()
+            remaining = deadline - time.monotonic()
             if remaining <= 0 or not gate.wait(remaining):
                 what = "any tag" if tag is None else f"tag {tag}"
                 raise ReadTimeout(
@@ -335,12 +336,6 @@ class TestClient(Socket):
         else:
             message = f"connection closed ({reason}) {reading}; unread: {unread!r}"
         return ConnectionClosed(f"{message}\n{self.transcript.render()}", reason, unread)
-
-
-def _monotonic() -> float:
-    import time
-
-    return time.monotonic()
 
 
 def open_client(

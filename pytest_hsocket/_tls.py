@@ -30,26 +30,6 @@ def client_context(verify: bool = True, cafile: Optional[str] = None) -> ssl.SSL
     return context
 
 
-def server_context(
-    certfile: str, keyfile: Optional[str] = None, *, client_ca: Optional[str] = None
-) -> ssl.SSLContext:
-    """Build a server context from a certificate (and key) file.
-
-    Args:
-        certfile: PEM certificate chain (it may hold the key too).
-        keyfile: PEM private key, if not in ``certfile``.
-        client_ca: A PEM file of CAs; when given, clients must present a certificate it issued.
-    Returns:
-        The context.
-    """
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(certfile, keyfile)
-    if client_ca is not None:
-        context.load_verify_locations(client_ca)
-        context.verify_mode = ssl.CERT_REQUIRED
-    return context
-
-
 def describe_error(exc: BaseException) -> str:
     """A one-line reason for a failed TLS negotiation."""
     if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
@@ -150,8 +130,3 @@ class TlsSession:
     def version(self) -> Optional[str]:
         """The negotiated protocol version, once known."""
         return self._obj.version()
-
-    def peer_certificate(self) -> Optional[dict[str, object]]:
-        """The peer's certificate as ``ssl.SSLSocket.getpeercert()`` gives it (validated only)."""
-        cert = self._obj.getpeercert()
-        return dict(cert) if cert else None

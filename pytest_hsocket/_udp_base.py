@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional, TypeVar
 import gevent
 
 from . import _info
-from ._address import parse_address, sockaddr_of
+from ._address import ip_family, parse_address, sockaddr_of
 from ._checks import check_callable, check_timeout
 from ._datagram import Datagrams
 from ._errors import CallbackError
@@ -27,17 +27,6 @@ SendCallback = Callable[[int], object]
 U = TypeVar("U", bound="UdpCore")
 
 LOCAL_NAMES = {"localhost": ("127.0.0.1", "::1"), "loopback": ("127.0.0.1", "::1")}
-
-
-def ip_family(host: str) -> Optional[int]:
-    """Return the family of an IP literal (a scope suffix allowed), or ``None``."""
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host.split("%", 1)[0])
-        except OSError:
-            continue
-        return family
-    return None
 
 
 def needs_resolver(host: str) -> bool:

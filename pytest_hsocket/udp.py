@@ -26,13 +26,12 @@ from typing import Any, Callable, Optional, Union
 import gevent
 
 from . import _info
-from ._address import parse_address
+from ._address import ip_family, parse_address
 from ._checks import as_bytes, check_callable, check_port, check_tag
 from ._udp_base import (
     DatagramCallback,
     SendCallback,
     UdpCore,
-    ip_family,
     log,
     needs_resolver,
 )
