@@ -18,7 +18,7 @@ import gevent
 
 from . import _info
 from ._checks import check_callable, check_timeout
-from ._errors import CallbackError
+from ._errors import CallbackError, raise_first
 from ._framing import Completed, ReadRequest
 from ._loop import CallbackQueue, SocketLoop, get_loop
 from ._stream import PEER_CLOSED, Stream, WriteCallback
@@ -219,10 +219,7 @@ class SocketCore:
         Raises:
             CallbackError: With the callback's exception as ``__cause__``.
         """
-        if self.callback_errors:
-            for error in self.callback_errors:
-                error.reported = True
-            raise self.callback_errors[0]
+        raise_first(self.callback_errors)
 
     # -- reports from the stream (on the loop) -----------------------------------------------
 
@@ -343,12 +340,10 @@ class SocketCore:
             self._post("hs.socket:on_disconnect hook", hook, reason)
 
     def _callback_failed(self, where: str, exc: BaseException) -> None:
-        log.error("%s: %s", where, exc, exc_info=exc)
-        error = CallbackError(where, exc)
-        self.callback_errors.append(error)
+        keep = [self.callback_errors]
         if self.parent is not None:
-            self.parent.callback_errors.append(error)
-        self._loop.report_callback_error(error)
+            keep.append(self.parent.callback_errors)
+        self._loop.callback_failed(log, where, exc, *keep)
 
 
 class AllWritten:

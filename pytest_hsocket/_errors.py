@@ -63,3 +63,11 @@ class ConnectionClosed(HSocketError, ConnectionError):
         super().__init__(message)
         self.reason = reason
         self.unread = unread
+
+
+def raise_first(errors: list[CallbackError]) -> None:
+    """Raise the first of a socket's callback errors (all count as reported), if any."""
+    if errors:
+        for error in errors:
+            error.reported = True
+        raise errors[0]

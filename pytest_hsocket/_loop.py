@@ -189,6 +189,17 @@ class SocketLoop:
         if sink in self._error_sinks:
             self._error_sinks.remove(sink)
 
+    def callback_failed(
+        self, logger: logging.Logger, where: str, exc: BaseException, *keep: list[CallbackError]
+    ) -> None:
+        """Log a user callback's exception with its traceback, keep it in each ``keep`` list
+        (the socket's ``callback_errors``) and hand it to the innermost sink."""
+        logger.error("%s: %s", where, exc, exc_info=exc)
+        error = CallbackError(where, exc)
+        for errors in keep:
+            errors.append(error)
+        self.report_callback_error(error)
+
     def report_callback_error(self, error: CallbackError) -> None:
         """Hand a callback error to the sink registered last (the innermost test run)."""
         if self._error_sinks:

@@ -15,7 +15,7 @@ from . import _info
 from ._address import ip_family, parse_address, sockaddr_of
 from ._checks import check_callable, check_timeout
 from ._datagram import Datagrams
-from ._errors import CallbackError
+from ._errors import CallbackError, raise_first
 from ._listener import _getaddrinfo
 from ._loop import CallbackQueue, get_loop
 
@@ -326,10 +326,7 @@ class UdpCore:
         Raises:
             CallbackError: With the callback's exception as ``__cause__``.
         """
-        if self.callback_errors:
-            for error in self.callback_errors:
-                error.reported = True
-            raise self.callback_errors[0]
+        raise_first(self.callback_errors)
 
     # -- reports from the I/O (on the loop) -------------------------------------------------
 
@@ -359,10 +356,7 @@ class UdpCore:
         self._close(reason)
 
     def _callback_failed(self, where: str, exc: BaseException) -> None:
-        log.error("%s: %s", where, exc, exc_info=exc)
-        error = CallbackError(where, exc)
-        self.callback_errors.append(error)
-        self._loop.report_callback_error(error)
+        self._loop.callback_failed(log, where, exc, self.callback_errors)
 
     # -- the original's camelCase names -----------------------------------------------------
 
