@@ -34,6 +34,16 @@ class ExpectationError(HSocketError, AssertionError):
     """A mock server's script was not followed: unmet rules, unexpected data, or errors."""
 
 
+def raise_problems(
+    title: str, problems: list[str], transcripts: Optional[list[Transcript]] = None
+) -> None:
+    """Raise ``ExpectationError`` listing ``problems`` (then the transcripts), if there are any."""
+    if problems:
+        lines = [f"{title}: {len(problems)} problem(s)", *(f"  - {line}" for line in problems)]
+        lines += [t.render() for t in transcripts or []]
+        raise ExpectationError("\n".join(lines))
+
+
 class _Connection:
     __slots__ = ("client", "conversation", "index", "transcript")
 
@@ -411,13 +421,8 @@ class MockServer(Socket, LocalAddress):
         Raises:
             ExpectationError: Listing every problem (then the transcripts).
         """
-        problems = self.problems()
-        if problems:
-            lines = [f"{self.name} ({self.url}): {len(problems)} problem(s)"]
-            lines += [f"  - {line}" for line in problems]
-            if transcripts:
-                lines += [t.render() for t in self.transcripts]
-            raise ExpectationError("\n".join(lines))
+        shown = self.transcripts if transcripts else None
+        raise_problems(f"{self.name} ({self.url})", self.problems(), shown)
 
     def __enter__(self) -> MockServer:
         return self

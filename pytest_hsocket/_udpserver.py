@@ -12,7 +12,7 @@ import gevent
 from ._address import parse_address
 from ._errors import ConnectionClosed, HSocketError, InvalidThreadUseError, ReadTimeout
 from ._loop import _allocate_lock
-from ._mockserver import ExpectationError
+from ._mockserver import raise_problems
 from ._script import Conversation, MatchSpec, Rule, Script
 from ._sync import Gate
 from ._transcript import Transcript
@@ -225,13 +225,8 @@ class UdpMockServer(UdpSocket, LocalAddress):
         Raises:
             ExpectationError: Listing every problem (then the transcripts).
         """
-        problems = self.problems()
-        if problems:
-            lines = [f"{self.name} ({self._where}): {len(problems)} problem(s)"]
-            lines += [f"  - {line}" for line in problems]
-            if transcripts:
-                lines += [t.render() for t in self.transcripts]
-            raise ExpectationError("\n".join(lines))
+        shown = self.transcripts if transcripts else None
+        raise_problems(f"{self.name} ({self._where})", self.problems(), shown)
 
 
 class UdpTestClient(UdpSocket):
