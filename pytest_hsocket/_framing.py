@@ -31,6 +31,10 @@ kind, used by the scripted mock server). ``make_request`` never builds it from u
 _PREFIX_ORDERS = ("!", ">", "<")
 _PREFIX_CODES = ("B", "H", "I", "Q")
 _DEFAULT_MAX_LENGTH = 64 * 1024 * 1024
+_WINDOW_MIN = 512
+_WINDOW_MAX = 64 * 1024
+"""Bounds of the bytes snapshot that ``ReadQueue.take`` slices lines from: it starts small
+(a protocol that mixes reads copies little) and doubles while takes keep using it up."""
 
 
 class Prefixed:
@@ -241,6 +245,25 @@ def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> 
     return ReadRequest(matcher, tag, timeout)
 
 
+def _split(data: bytes, delimiter: bytes) -> list[bytes]:
+    """Split ``data`` after each ``delimiter`` (kept); the last item is what follows the last
+    one (may be empty: dropped if so). Lines of b"\n" or b"\r\n" split in one C call where
+    no other line break could mislead ``splitlines``."""
+    if delimiter == b"\n":
+        if b"\r" not in data:
+            return data.splitlines(True)
+    elif delimiter == b"\r\n":
+        pairs = data.count(delimiter)
+        if data.count(b"\r") == pairs and data.count(b"\n") == pairs:
+            return data.splitlines(True)
+    parts = data.split(delimiter)
+    tail = parts.pop()
+    lines = [part + delimiter for part in parts]
+    if tail:
+        lines.append(tail)
+    return lines
+
+
 class ReadQueue:
     """Queued reads plus the bytes received and not yet delivered.
 
@@ -258,18 +281,38 @@ class ReadQueue:
             plain attribute, so checking it after each ``feed`` costs next to nothing.
     """
 
-    __slots__ = ("_buf", "_requests", "_scan_from", "error")
+    __slots__ = (
+        "_buf",
+        "_lines",
+        "_lines_bytes",
+        "_lines_delim",
+        "_lines_next",
+        "_requests",
+        "_scan_from",
+        "_win_size",
+        "error",
+    )
 
     def __init__(self) -> None:
         self._buf = bytearray()
         self._requests: deque[ReadRequest] = deque()
         # Where the head request's next delimiter search starts; no match lies before it.
         self._scan_from = 0
+        # take()'s lines: the buffer's head split at _lines_delim in one C call, handed out
+        # in order; the first _lines_next of them are delivered but still in _buf (and the
+        # _lines_bytes bytes of them all are). Every other method settles them first.
+        self._lines: list[bytes] = []
+        self._lines_next = 0
+        self._lines_bytes = 0
+        self._lines_delim: Optional[bytes] = None
+        self._win_size = _WINDOW_MIN
         self.error: Optional[str] = None
 
     @property
     def buffered(self) -> int:
         """The number of bytes received and not yet delivered."""
+        if self._lines:
+            self._settle()
         return len(self._buf)
 
     @property
@@ -288,7 +331,64 @@ class ReadQueue:
 
     def unread(self) -> bytes:
         """Return a copy of the bytes received and not yet delivered."""
+        if self._lines:
+            self._settle()
         return bytes(self._buf)
+
+    def take(self, delimiter: bytes) -> Optional[bytes]:
+        """Complete a delimiter read at once, if no read is queued and the buffer holds one.
+
+        The fast lane of a callback that queues its next read: equivalent to a ``push`` of
+        ``ReadRequest(delimiter)`` that completes at once, without building the request.
+
+        Args:
+            delimiter: A non-empty delimiter (not checked: the caller validated it).
+        Returns:
+            The data up to and including the first ``delimiter``, or ``None`` (nothing taken)
+            if a read is queued or the buffer holds no whole ``delimiter``; then ``push``.
+        """
+        if delimiter is self._lines_delim:
+            index = self._lines_next
+            lines = self._lines
+            if index < len(lines):
+                self._lines_next = index + 1
+                return lines[index]
+        return self._take_slow(delimiter)
+
+    def _take_slow(self, delimiter: bytes) -> Optional[bytes]:
+        # Split a new snapshot of the buffer's head, twice as long as the last while takes
+        # keep using them up: a protocol that mixes reads splits little.
+        used_up = bool(self._lines) and delimiter is self._lines_delim
+        size = min(self._win_size * 2, _WINDOW_MAX) if used_up else _WINDOW_MIN
+        self._settle()
+        buf = self._buf
+        if self._requests or not buf:
+            return None
+        if len(buf) > size:
+            with memoryview(buf) as view:
+                win = bytes(view[:size])
+        else:
+            win = bytes(buf)
+        lines = _split(win, delimiter)
+        tail = lines.pop() if lines and not lines[-1].endswith(delimiter) else b""
+        if not lines:
+            return None  # none yet, or one across the snapshot's end: push finds it
+        self._lines, self._lines_next, self._lines_delim = lines, 1, delimiter
+        self._lines_bytes = len(win) - len(tail)
+        self._win_size = size
+        return lines[0]
+
+    def _settle(self) -> None:
+        # Drop the lines take() delivered from the buffer, and the rest of the split.
+        lines = self._lines
+        if not lines:
+            return
+        taken = self._lines_next
+        if taken:
+            done = self._lines_bytes if taken == len(lines) else sum(map(len, lines[:taken]))
+            del self._buf[:done]
+        self._lines = []
+        self._lines_next = 0
 
     def push(self, request: ReadRequest) -> list[Completed]:
         """Queue a read.
@@ -297,6 +397,9 @@ class ReadQueue:
             The reads that completed from bytes already buffered (this one and none before it
             can have been waiting unless it is the only one).
         """
+        if self._lines:
+            self._settle()
+        self._win_size = _WINDOW_MIN
         buf = self._buf
         if not self._requests and buf:
             matcher = request.matcher
@@ -322,6 +425,8 @@ class ReadQueue:
         Returns:
             The reads that completed, in order.
         """
+        if self._lines:
+            self._settle()
         self._buf += data
         if self._requests:
             return self._drain()
@@ -336,12 +441,14 @@ class ReadQueue:
         """Remove the barrier at the head; return the reads that then complete from the buffer."""
         if not self.at_barrier:
             raise ValueError("pop_barrier() needs a barrier at the head of the queue")
+        self._settle()
         self._requests.popleft()
         self._scan_from = 0
         return self._drain() if self._buf else []
 
     def cancel(self, request: ReadRequest) -> bool:
         """Remove a queued read (a test gave up waiting); return whether it was queued."""
+        self._settle()
         was_current = bool(self._requests) and self._requests[0] is request
         try:
             self._requests.remove(request)
@@ -354,6 +461,7 @@ class ReadQueue:
 
     def take_unread(self) -> bytes:
         """Remove and return every buffered byte (for a hand-over, e.g. to TLS)."""
+        self._settle()
         data = bytes(self._buf)
         self._buf.clear()
         self._scan_from = 0

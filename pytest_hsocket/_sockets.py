@@ -15,7 +15,7 @@ from gevent import GreenletExit, monkey
 os_socket: type[socket.socket] = monkey.get_original("socket", "socket")
 
 RECV_SIZE = 256 * 1024
-HIGH_WATER = 4 * 1024 * 1024
+HIGH_WATER = 1024 * 1024
 """Buffered bytes with no read pending at which the reader stops pulling from the kernel."""
 
 PEER_CLOSED = "Socket closed by remote peer"

@@ -222,6 +222,15 @@ class Socket(SocketCore):
             TypeError: If the delimiter or tag has the wrong type.
             ValueError: If a length is not positive or a delimiter is empty.
         """
+        if self._lane == _get_ident() and delimiter is self._lane_delim and type(tag) is int:
+            # A read callback queueing its next delimiter read (see _run_lane): complete it at
+            # once from the buffer, as a push would, and hand it back to the lane.
+            self._lane = 0
+            data = self._lane_queue.take(delimiter)
+            if data is not None:
+                self._lane_data = data
+                self._lane_tag = tag
+                return self
         last = self._last_request
         if (
             last is not None
@@ -232,6 +241,7 @@ class Socket(SocketCore):
             request = last  # a state machine re-queueing the same read: reuse it
         elif type(delimiter) is bytes and type(tag) is int and delimiter:
             request = self._last_request = ReadRequest(delimiter, tag, self._timeout)
+            self._lane_delim = delimiter
         else:
             request = make_request(delimiter, tag, self._timeout)
         owner = self.parent or self

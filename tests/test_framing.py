@@ -533,3 +533,100 @@ def test_barrier_holds_later_reads_until_popped() -> None:
     queue.feed(b"xyz")
     assert queue.pop_barrier() == [Completed(b"xyz", 2)]
     assert not queue.at_barrier
+
+
+# -- take: the fast lane's completion --------------------------------------------------------
+
+
+def test_take_completes_a_delimiter_read_from_the_buffer() -> None:
+    queue = ReadQueue()
+    queue.feed(b"one\ntwo\nthr")
+    delimiter = b"\n"
+    assert queue.take(delimiter) == b"one\n"
+    assert queue.buffered == 7
+    assert queue.take(delimiter) == b"two\n"
+    assert queue.take(delimiter) is None  # "thr" has no delimiter yet
+    assert queue.unread() == b"thr"
+    queue.feed(b"ee\n")
+    assert queue.take(delimiter) == b"three\n"
+    assert queue.buffered == 0
+
+
+def test_take_refuses_while_a_read_is_queued() -> None:
+    queue = ReadQueue()
+    assert queue.push(make_request(10, 1)) == []
+    queue.feed(b"abc\n")
+    assert queue.take(b"\n") is None
+    assert queue.unread() == b"abc\n"
+
+
+def test_take_then_push_continues_after_what_was_taken() -> None:
+    queue = ReadQueue()
+    queue.feed(b"a\r\nb\r\n12345rest")
+    assert queue.take(b"\r\n") == b"a\r\n"
+    assert queue.push(make_request(3, 7)) == [Completed(b"b\r\n", 7)]
+    assert queue.push(make_request(5, 8)) == [Completed(b"12345", 8)]
+    assert queue.clear() == ([], b"rest")
+
+
+def test_take_with_line_breaks_splitlines_would_misread() -> None:
+    queue = ReadQueue()
+    queue.feed(b"a\rb\nc\r\nd\n")
+    assert [queue.take(b"\n") for _ in range(3)] == [b"a\rb\n", b"c\r\n", b"d\n"]
+    queue.feed(b"x\ny\r\nz\r\n")
+    assert [queue.take(b"\r\n") for _ in range(2)] == [b"x\ny\r\n", b"z\r\n"]
+
+
+def test_take_finds_a_line_across_its_snapshot() -> None:
+    queue = ReadQueue()
+    queue.feed(b"x" * 5000 + b"\n" + b"short\n")
+    assert queue.take(b"\n") is None  # past the first snapshot: a push finds it
+    assert queue.push(make_request(b"\n", 1)) == [Completed(b"x" * 5000 + b"\n", 1)]
+    assert queue.take(b"\n") == b"short\n"
+
+
+def _callback_style(
+    reads: list[object], chunks: list[bytes], use_take: bool, peek: list[bool]
+) -> tuple[list[Completed], bytes, str | None]:
+    # One read outstanding at a time, the next asked for once it completes, as a callback
+    # that re-queues does; with use_take, a delimiter read is taken when it can be.
+    queue = ReadQueue()
+    done: list[Completed] = []
+    peeks = iter(peek)
+
+    def ask(index: int) -> int:
+        while index < len(reads):
+            read = reads[index]
+            if next(peeks, False):
+                assert queue.buffered == len(queue.unread())  # settles a take in progress
+            if use_take and isinstance(read, bytes):
+                data = queue.take(read)
+                if data is not None:
+                    done.append(Completed(data, index))
+                    index += 1
+                    continue
+            completed = queue.push(make_request(read, index))
+            if not completed:
+                return index
+            done.extend(completed)
+            index += 1
+        return index
+
+    waiting = ask(0)
+    for chunk in chunks:
+        completed = queue.feed(chunk)
+        if completed:
+            done.extend(completed)
+            waiting = ask(waiting + 1)
+    return done, queue.unread(), queue.error
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=_reads_and_stream(), peek=st.lists(st.booleans(), max_size=20))
+def test_taking_gives_the_same_reads_as_pushing(
+    case: tuple[list[object], bytes, list[bytes]], peek: list[bool]
+) -> None:
+    reads, _, pieces = case
+    reads = reads * 3  # a re-queued delimiter repeats: the case take is for
+    pushed = _callback_style(reads, pieces, use_take=False, peek=[])
+    assert _callback_style(reads, pieces, use_take=True, peek=peek) == pushed
