@@ -102,6 +102,7 @@ class SocketCore:
         self._lane_data: Optional[bytes] = None
         self._lane_tag = -1
         self._lane_delim: Optional[bytes] = None
+        self._lane_stop = False
         self._last_request: Optional[ReadRequest] = None
         self.callback_errors: list[CallbackError] = []
         self.last_disconnect_reason = ""
@@ -261,6 +262,8 @@ class SocketCore:
         batch = self._read_batch
         if batch is not None:
             batch += done  # the batch still being dispatched takes them, in order
+            if self._lane_queue is not None:
+                self._lane_stop = True
             return
         batch = self._read_batch = list(done)
         self._callbacks.post("hs.socket:read callback", self._dispatch_reads, batch)
@@ -285,7 +288,7 @@ class SocketCore:
                         "read (tag %d) completed with no callback set: %r dropped", tag, data
                     )
                     continue
-                if lane_ok and index == len(batch) and not stream.eof:  # type: ignore[union-attr]
+                if lane_ok and index == len(batch):
                     self._run_lane(owner, fn, data, tag, batch, index)
                     continue
                 try:
@@ -330,28 +333,27 @@ class SocketCore:
                         fn(data, tag)
                 except Exception as exc:
                     self._callback_failed("hs.socket:read callback", exc)
-                lane_data = self._lane_data
-                if lane_data is None:
-                    return
+                data = self._lane_data
+                if data is None:
+                    break
                 self._lane_data = None
-                data, tag = lane_data, self._lane_tag
+                tag = self._lane_tag
                 count += 1
                 # Leave the lane when a read completed into the batch behind this one (its
-                # callback must not take the bytes after it first), the callback changed, the
-                # peer closed, or for fairness.
-                if len(batch) != index or owner._callback is not fn or stream.eof:
+                # callback must not take the bytes after it first: _stream_read says so),
+                # the callback changed, or for fairness.
+                if self._lane_stop or owner._callback is not fn or not count & 1023:
+                    self._lane = 0
+                    batch.insert(index, _completed((data, tag)))  # next, ahead of the rest
+                    if not count & 1023:
+                        gevent.sleep(0)  # let the loop's other sockets run
                     break
-                if not count & 1023:
-                    break
-            self._lane = 0
-            batch.insert(index, _completed((data, tag)))  # next in line, ahead of the rest
-            if stream.eof:
-                stream._check_eof()  # the callback yielded and the peer closed meanwhile
-            if not count & 1023:
-                gevent.sleep(0)  # let the loop's other sockets run, as _dispatch_reads does
         finally:
             self._lane = 0
             self._lane_queue = None
+            self._lane_stop = False
+        if stream.eof:
+            stream._check_eof()  # as _deliver does after a batch
 
     def _stream_written(self, stream: Stream, tag: int, fn: Optional[WriteCallback]) -> None:
         if log.isEnabledFor(logging.DEBUG):

@@ -286,6 +286,7 @@ class ReadQueue:
         "_lines",
         "_lines_bytes",
         "_lines_delim",
+        "_lines_last",
         "_lines_next",
         "_requests",
         "_scan_from",
@@ -303,6 +304,7 @@ class ReadQueue:
         # _lines_bytes bytes of them all are). Every other method settles them first.
         self._lines: list[bytes] = []
         self._lines_next = 0
+        self._lines_last = 0  # len(_lines) - 1: a caller inlining take() stops before it
         self._lines_bytes = 0
         self._lines_delim: Optional[bytes] = None
         self._win_size = _WINDOW_MIN
@@ -311,8 +313,8 @@ class ReadQueue:
     @property
     def buffered(self) -> int:
         """The number of bytes received and not yet delivered."""
-        if self._lines:
-            self._settle()
+        if self._lines_next:
+            return len(self._buf) - self._taken_bytes()
         return len(self._buf)
 
     @property
@@ -374,21 +376,27 @@ class ReadQueue:
         if not lines:
             return None  # none yet, or one across the snapshot's end: push finds it
         self._lines, self._lines_next, self._lines_delim = lines, 1, delimiter
+        self._lines_last = len(lines) - 1
         self._lines_bytes = len(win) - len(tail)
         self._win_size = size
         return lines[0]
+
+    def _taken_bytes(self) -> int:
+        # The bytes of the lines take() handed out (still at the head of _buf).
+        taken = self._lines_next
+        if taken == len(self._lines):
+            return self._lines_bytes
+        return sum(map(len, self._lines[:taken]))
 
     def _settle(self) -> None:
         # Drop the lines take() delivered from the buffer, and the rest of the split.
         lines = self._lines
         if not lines:
             return
-        taken = self._lines_next
-        if taken:
-            done = self._lines_bytes if taken == len(lines) else sum(map(len, lines[:taken]))
-            del self._buf[:done]
+        if self._lines_next:
+            del self._buf[: self._taken_bytes()]
         self._lines = []
-        self._lines_next = 0
+        self._lines_next = self._lines_last = 0
 
     def push(self, request: ReadRequest) -> list[Completed]:
         """Queue a read.

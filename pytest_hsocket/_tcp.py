@@ -222,14 +222,29 @@ class Socket(SocketCore):
             TypeError: If the delimiter or tag has the wrong type.
             ValueError: If a length is not positive or a delimiter is empty.
         """
-        if self._lane == _get_ident() and delimiter is self._lane_delim and type(tag) is int:
+        if (
+            self._lane == _get_ident()
+            and delimiter is self._lane_delim
+            and (tag is self._lane_tag or type(tag) is int)
+        ):
             # A read callback queueing its next delimiter read (see _run_lane): complete it at
             # once from the buffer, as a push would, and hand it back to the lane.
             self._lane = 0
-            data = self._lane_queue.take(delimiter)
+            queue = self._lane_queue
+            index = queue._lines_next
+            if index < queue._lines_last and delimiter is queue._lines_delim:
+                # ReadQueue.take inline (the hot path), short of a split's last line.
+                queue._lines_next = index + 1
+                self._lane_data = queue._lines[index]
+                self._lane_tag = tag
+                return self
+            data = queue.take(delimiter)
             if data is not None:
                 self._lane_data = data
                 self._lane_tag = tag
+                stream = self._stream
+                if stream is not None and stream.eof:
+                    stream._check_eof()  # as a push would: closed once the buffer is drained
                 return self
         last = self._last_request
         if (

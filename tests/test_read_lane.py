@@ -97,19 +97,26 @@ def test_lines_and_lengths_interleaved(cleanup: Any) -> None:
     assert [data[:-2] for data, tag in got if tag == 2] == payloads
 
 
-def test_peer_close_is_reported_once_every_line_is_delivered(cleanup: Any) -> None:
+@pytest.mark.parametrize("tail", [b"", b"tail"])
+def test_peer_close_is_reported_once_every_line_is_delivered(cleanup: Any, tail: bytes) -> None:
     gone = Signal()
+    clients: list[hsocket.Socket] = []
     recorder = Recorder(lambda d, t, c: c.read(b"\n", 1), until=len(LINES))
 
     def first(client: hsocket.Socket) -> None:
+        clients.append(client)
         client.on_disconnect(gone)
         client.read(b"\n", 1)
 
-    server, peer = _serve(recorder, first, STREAM + b"tail")
+    server, peer = _serve(recorder, first, STREAM + tail)
     cleanup((server, peer))
     peer.shutdown(socket.SHUT_WR)
     assert gone.wait() == [("Socket closed by remote peer",)]
     assert recorder.wait() == [(line, 1) for line in LINES]
+    (client,) = clients
+    assert client.unread == tail
+    assert [r.tag for r in client.lost_reads] == [1]  # the read queued after the last line
+    assert not client.connected()
 
 
 def test_disconnect_in_a_callback_reports_exactly_what_was_not_delivered(
