@@ -288,8 +288,8 @@ class SocketCore:
                         "read (tag %d) completed with no callback set: %r dropped", tag, data
                     )
                     continue
-                if lane_ok and index == len(batch):
-                    self._run_lane(owner, fn, data, tag, batch, index)
+                if lane_ok and index == len(batch) and not stream.closed:  # type: ignore[union-attr]
+                    self._run_lane(owner, fn, data, tag, batch, index, stream)  # type: ignore[arg-type]
                     continue
                 try:
                     if owner._callback_takes_client:
@@ -310,6 +310,7 @@ class SocketCore:
         tag: int,
         batch: list[Completed],
         index: int,
+        stream: Stream,
     ) -> None:
         # The fast lane, for the last read of a batch: while the callback queues its next
         # delimiter read, read() completes it at once from the buffer (ReadQueue.take) and
@@ -317,8 +318,6 @@ class SocketCore:
         # between. What completes, and in what order, is what a push would give; a read that
         # finds the lane closed (a second read in one callback, a length, another greenlet)
         # takes the ordinary path. Transcripts (a tap) and DEBUG logs never use the lane.
-        stream = self._stream
-        assert stream is not None
         self._lane_queue = stream.queue
         lane_id = self._loop.thread_id or 0
         takes_client = owner._callback_takes_client
@@ -333,11 +332,11 @@ class SocketCore:
                         fn(data, tag)
                 except Exception as exc:
                     self._callback_failed("hs.socket:read callback", exc)
-                data = self._lane_data
-                if data is None:
+                taken = self._lane_data
+                if taken is None:
                     break
                 self._lane_data = None
-                tag = self._lane_tag
+                data, tag = taken, self._lane_tag
                 count += 1
                 # Leave the lane when a read completed into the batch behind this one (its
                 # callback must not take the bytes after it first: _stream_read says so),
