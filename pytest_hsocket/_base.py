@@ -345,7 +345,8 @@ class SocketCore:
                     self._lane = 0
                     batch.insert(index, _completed((data, tag)))  # next, ahead of the rest
                     if not count & 1023:
-                        gevent.sleep(0)  # let the loop's other sockets run
+                        stream.resume_reading()
+                        gevent.sleep(0)  # let the loop's other sockets (and the reader) run
                     break
         finally:
             self._lane = 0

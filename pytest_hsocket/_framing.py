@@ -487,55 +487,64 @@ class ReadQueue:
         return requests, self.take_unread()
 
     def _drain(self) -> list[Completed]:
+        # Reads complete from an offset into the buffer, which is cut once at the end: a
+        # bytearray cut from the front reallocates (and copies the rest) whenever it falls
+        # under half its allocation, which cut per read made bulk transfers churn memory.
         done: list[Completed] = []
         buf = self._buf
         requests = self._requests
-        while requests:
-            request = requests[0]
-            matcher = request.matcher
-            if isinstance(matcher, int):
-                if len(buf) < matcher or not buf or matcher < 0:
-                    break
-                end = matcher or len(buf)
-            elif isinstance(matcher, bytes):
-                found = buf.find(matcher, self._scan_from)
-                if found < 0:
-                    # A delimiter may straddle the next chunk: keep its first len-1 bytes.
-                    self._scan_from = max(0, len(buf) - len(matcher) + 1)
-                    break
-                end = found + len(matcher)
-            elif isinstance(matcher, Prefixed):
-                # Placed after the int and bytes branches so they pay nothing for it. Nothing
-                # is scanned: _scan_from stays 0 while a Prefixed read is the head.
-                size = matcher._size
-                if len(buf) < size:
-                    break
-                length = matcher._unpack_from(buf)[0]
-                if length > matcher._max_length:
-                    if self.error is None:
-                        self.error = (
-                            f"length {length} over max_length {matcher._max_length} "
-                            f"in a {matcher!r} read"
-                        )
-                    break
-                end = size + length
-                if len(buf) < end:
-                    break
-                # Completed here, not below: the data may start after the header.
-                done.append(_completed((bytes(buf[matcher._start : end]), request.tag)))
-                del buf[:end]
+        start = 0
+        size = len(buf)
+        with memoryview(buf) as view:
+            while requests:
+                request = requests[0]
+                matcher = request.matcher
+                if isinstance(matcher, int):
+                    if size - start < matcher or size == start or matcher < 0:
+                        break
+                    end = start + (matcher or size - start)
+                elif isinstance(matcher, bytes):
+                    found = buf.find(matcher, start + self._scan_from)
+                    if found < 0:
+                        # A delimiter may straddle the next chunk: keep its first len-1 bytes.
+                        self._scan_from = max(0, size - start - len(matcher) + 1)
+                        break
+                    end = found + len(matcher)
+                elif isinstance(matcher, Prefixed):
+                    # Placed after the int and bytes branches so they pay nothing for it.
+                    # Nothing is scanned: _scan_from stays 0 while a Prefixed read is the head.
+                    header = matcher._size
+                    if size - start < header:
+                        break
+                    length = matcher._unpack_from(buf, start)[0]
+                    if length > matcher._max_length:
+                        if self.error is None:
+                            self.error = (
+                                f"length {length} over max_length {matcher._max_length} "
+                                f"in a {matcher!r} read"
+                            )
+                        break
+                    end = start + header + length
+                    if size < end:
+                        break
+                    # Completed here, not below: the data may start after the header.
+                    data = bytes(view[start + matcher._start : end])
+                    done.append(_completed((data, request.tag)))
+                    start = end
+                    requests.popleft()
+                    continue
+                else:
+                    # Searched as if the buffer began at the read (so ^ and \A anchor there).
+                    match = matcher.search(view[start:])
+                    matched = match.end() if match is not None else 0
+                    match = None  # it holds an export of the buffer, which is cut below
+                    if not matched:
+                        break
+                    end = start + matched
+                done.append(_completed((bytes(view[start:end]), request.tag)))
+                start = end
                 requests.popleft()
-                continue
-            else:
-                match = matcher.search(buf)
-                if match is None:
-                    break
-                end = match.end()
-                if end == 0:
-                    break
-            done.append(_completed((bytes(buf[:end]), request.tag)))
-            # bytearray deletes from the front in O(1) amortised: no copy of the rest.
-            del buf[:end]
-            requests.popleft()
-            self._scan_from = 0
+                self._scan_from = 0
+        if start:
+            del buf[:start]
         return done

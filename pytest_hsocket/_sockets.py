@@ -17,6 +17,11 @@ os_socket: type[socket.socket] = monkey.get_original("socket", "socket")
 RECV_SIZE = 256 * 1024
 HIGH_WATER = 1024 * 1024
 """Buffered bytes with no read pending at which the reader stops pulling from the kernel."""
+LOW_WATER = 512 * 1024
+"""Buffered bytes under which a stopped reader starts again while reads keep completing, so
+the kernel's buffer is never left to fill while the application drains ours (bulk transfers
+would stall on every refill). A bytearray over a few MiB would also be copied whole by each
+append, so the two marks stay small."""
 
 PEER_CLOSED = "Socket closed by remote peer"
 READ_TIMEOUT = "Read operation timed out"

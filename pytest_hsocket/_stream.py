@@ -32,6 +32,7 @@ from ._sockets import (
     CONNECT_TIMEOUT,
     HIGH_WATER,
     LOCAL_CLOSE,
+    LOW_WATER,
     PEER_CLOSED,
     READ_TIMEOUT,
     RECV_SIZE,
@@ -209,6 +210,17 @@ class Stream(StreamWriter):
                 # The reader paused at the high-water mark with no read pending.
                 self._reader = gevent.spawn(self._read_loop)
 
+    def resume_reading(self) -> None:
+        """Restart a reader stopped at the high-water mark once the buffer is under the low."""
+        if (
+            self._reader is None
+            and not self.eof
+            and not self.closed
+            and self.sock is not None
+            and self.queue.buffered < LOW_WATER
+        ):
+            self._reader = gevent.spawn(self._read_loop)
+
     def _read_loop(self) -> None:
         sock = self.sock
         assert sock is not None
@@ -216,7 +228,6 @@ class Stream(StreamWriter):
         wait = self._hub.wait
         watcher = self._read_watcher
         chunk, view = _SCRATCH, _SCRATCH_VIEW
-        chunks = 0
         try:
             while not self.closed:
                 if queue.buffered >= HIGH_WATER and not queue.pending:
@@ -233,9 +244,11 @@ class Stream(StreamWriter):
                     self._received_eof()
                     return
                 self._received(view[:n])  # copied before anything can switch greenlets
-                chunks += 1
-                if not chunks & 7:
-                    gevent.sleep(0)  # fairness: other connections run every 2 MiB
+                if n == RECV_SIZE:
+                    # More is waiting: let the callbacks of what completed (and the loop's
+                    # other connections) run first, so the buffer stays near one chunk
+                    # instead of growing and shrinking by megabytes (costly reallocations).
+                    gevent.sleep(0)
         except Closed:
             pass
         except OSError as exc:
@@ -303,6 +316,8 @@ class Stream(StreamWriter):
         if self.eof:
             self._check_eof()
         else:
+            if self._reader is None:
+                self.resume_reading()
             if self._timer is not None:
                 self._timed = None  # the timed read completed: the next one gets its own timer
             self._arm_read_timer()
