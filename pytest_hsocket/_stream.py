@@ -249,6 +249,10 @@ class Stream(StreamWriter):
                     # other connections) run first, so the buffer stays near one chunk
                     # instead of growing and shrinking by megabytes (costly reallocations).
                     gevent.sleep(0)
+                elif not self.closed and self._reader is not None:
+                    # A short read emptied the kernel's buffer: wait until more arrives
+                    # rather than try a recv that fails (a system call and an exception).
+                    wait(watcher)
         except Closed:
             pass
         except OSError as exc:
