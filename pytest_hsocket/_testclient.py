@@ -9,6 +9,7 @@ from collections import deque
 from typing import Any, Optional, Union
 
 from ._async import to_thread
+from ._base import IDLE
 from ._checks import check_timeout
 from ._errors import ConnectionClosed, InvalidThreadUseError, ReadTimeout
 from ._framing import ReadRequest, make_request
@@ -208,6 +209,19 @@ class TestClient(Socket):
         with self._lock:
             changed, self._changed = self._changed, Gate()
         changed.open()
+
+    def close(self, *, wait: bool = True) -> None:
+        """Disconnect, as ``disconnect()``.
+
+        Args:
+            wait: False queues the close on the socket loop and returns at once: anything
+                waiting for the loop afterwards (a server's ``close()``, ``settle()``) finds
+                this client closed. The fixtures close their clients this way.
+        """
+        if wait:
+            super().close()
+        elif self._mode != IDLE or self._stream is not None:
+            self._loop.call(self._disconnect)
 
     def _refuse_on_loop(self, what: str) -> None:
         if self._loop.on_thread():

@@ -11,15 +11,20 @@ import pytest
 
 from .._errors import CallbackError
 from .._fragment import Fragmenter
-from .._loop import get_loop
+from .._loop import RUN_SYNC_TIMEOUT, get_loop
 from .._mockserver import ExpectationError, MockServer, unix_socket_dir
+from .._pool import ServerPool
+from .._sync import Gate
 from .._testclient import TestClient, open_client
 from .._udpserver import UdpMockServer, UdpTestClient
-from .options import wait_timeout
+from .options import reuse_ports, wait_timeout
 from .tls import TlsMaterial, client_tls_context, server_tls_context
 
 TRANSCRIPT_SOURCES = pytest.StashKey[list[Any]]()
 """Per test: the servers and clients whose transcripts a failure report shows."""
+
+CLIENTS_CLOSED = pytest.StashKey[Gate]()
+"""Per test: opens once the loop has closed the clients ``hsock_client`` let go of."""
 
 
 class ServerFactory(Protocol):
@@ -79,14 +84,31 @@ def hsock_fragmentation(request: pytest.FixtureRequest) -> Optional[Fragmenter]:
     return fragmenter
 
 
+@pytest.fixture(scope="session")
+def _hsock_server_pool(request: pytest.FixtureRequest) -> Iterator[Optional[ServerPool]]:
+    """The session's listeners lent to plain mock servers (``None`` when disabled)."""
+    if not reuse_ports(request.config):
+        yield None
+        return
+    pool = ServerPool()
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
 def hsock_server_factory(
     request: pytest.FixtureRequest,
     hsock_timeout: float,
     hsock_tls_material: TlsMaterial,
     hsock_fragmentation: Optional[Fragmenter],
+    _hsock_server_pool: Optional[ServerPool],
 ) -> Iterator[ServerFactory]:
-    """Start mock servers (TCP or Unix); each is closed and checked at teardown."""
+    """Start mock servers (TCP or Unix); each is closed and checked at teardown.
+
+    A plain one (127.0.0.1, port 0, no TLS) is a new server on a pooled listener: its port
+    may be one an earlier test's server had (see ``ServerPool``).
+    """
+    pool = _hsock_server_pool
     servers: list[MockServer] = []
     folders: list[str] = []
 
@@ -110,9 +132,12 @@ def hsock_server_factory(
             context = server_tls_context(material.ca, material.server_cert, mutual=True)
         elif tls:
             context = hsock_tls_material.server_context()
-        server = MockServer.start(
-            port, host=host, path=path, name=label, wait_timeout=hsock_timeout, tls=context
-        )
+        if pool is not None and not (port or path or context) and host == ServerPool.HOST:
+            server = pool.start(name=label, wait_timeout=hsock_timeout)
+        else:
+            server = MockServer.start(
+                port, host=host, path=path, name=label, wait_timeout=hsock_timeout, tls=context
+            )
         if context is None:
             # STARTTLS steps need a certificate: made when a script first asks for it.
             server.tls_context = hsock_tls_material.server_context
@@ -123,7 +148,10 @@ def hsock_server_factory(
 
     yield make
     for server in servers:
-        server.close()
+        if pool is not None and pool.owns(server):
+            pool.release(server)
+        else:
+            server.close()
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
     # Transcripts go to the report's own section (when shown at all), not into the message.
@@ -202,8 +230,12 @@ def hsock_client(
     yield make
     errors: list[CallbackError] = []
     for client in clients:
-        client.close()
+        # No wait here: a server's teardown (or the last fixture's) waits for the loop anyway.
+        client.close(wait=False)
         errors += client.callback_errors
+    if clients:
+        closed = request.node.stash[CLIENTS_CLOSED] = Gate()
+        get_loop().call(closed.open)
     for error in errors:
         error.reported = True
     if errors:
@@ -211,13 +243,21 @@ def hsock_client(
 
 
 @pytest.fixture(autouse=True)
-def _hsock_callback_errors() -> Iterator[None]:
-    """Fail the test if a callback of any hs.socket it made raised (and no fixture said so)."""
+def _hsock_callback_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test if a callback of any hs.socket it made raised (and no fixture said so).
+
+    Torn down last: it also waits until the clients ``hsock_client`` closed are closed.
+    """
     caught: list[CallbackError] = []
     loop = get_loop()
     loop.add_error_sink(caught.append)
-    yield
-    loop.remove_error_sink(caught.append)
+    try:
+        yield
+        closed = request.node.stash.get(CLIENTS_CLOSED, None)
+        if closed is not None and not closed.wait(RUN_SYNC_TIMEOUT):
+            pytest.fail("the socket loop did not close hsock_client's clients", pytrace=False)
+    finally:
+        loop.remove_error_sink(caught.append)
     unreported = [e for e in caught if not e.reported]
     if unreported:
         details = []
