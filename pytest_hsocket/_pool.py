@@ -12,43 +12,102 @@ No connection crosses from one borrower to the next:
   connection the server accepted and every one still waiting in the kernel's backlog;
 - ``start()`` drains the backlog again before the new server accepts anything, so a client
   that connected between two tests (a late retry of the previous test's code) is closed, and
-  connection 1 of the new server is one made after ``start()``.
+  connection 1 of the new server is one made after ``start()``. One accept loop per listener
+  takes each connection from the backlog and the server it belongs to under one lock, which
+  ``start()`` holds while it drains and lends: nothing waits for the loop.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import gevent
 
 from ._base import SERVER
 from ._errors import InvalidThreadUseError
-from ._listener import accept_forever, bind_listener
-from ._loop import get_loop
+from ._listener import ACCEPT_RETRY, bind_listener
+from ._loop import _allocate_lock, get_loop
 from ._mockserver import MockServer
+from ._sockets import Closed, os_socket
 from ._sync import Gate
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ServerPool"]
 
 
 class _Lease:
-    """One pooled listener, and the server it is lent to (``None`` between tests)."""
+    """One pooled listener, its accept loop, and the server it is lent to (or ``None``)."""
 
-    __slots__ = ("port", "server", "sock")
+    __slots__ = ("acceptor", "closed", "lock", "port", "server", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.port: int = sock.getsockname()[1]
         self.server: Optional[MockServer] = None
+        self.acceptor: Any = None
+        self.closed = False
+        # Held while a connection is taken from the backlog together with the server it goes
+        # to, and while start() drains the backlog and lends the listener: so a connection
+        # that was in the backlog before start() can never reach the new server.
+        self.lock: Any = _allocate_lock()
+
+    def accept_loop(self) -> None:
+        """Accept connections for whichever server is lent the listener (a greenlet on the
+        loop, for the listener's lifetime); close the ones that come while none is."""
+        hub = gevent.get_hub()
+        sock = self.sock
+        watcher = hub.loop.io(sock.fileno(), 1)
+        try:
+            while not self.closed:
+                with self.lock:
+                    try:
+                        fd, _ = sock._accept()  # type: ignore[attr-defined]
+                    except (BlockingIOError, InterruptedError):
+                        fd = -1
+                    except OSError as exc:
+                        fd, error = -2, exc
+                    server = self.server
+                if fd == -1:
+                    hub.wait(watcher)
+                    continue
+                if fd == -2:
+                    if self.closed or server is None or server._listener is not sock:
+                        return  # the listener was closed (by the pool, or by the test)
+                    # Out of descriptors: keep the listener, try again when some are free.
+                    log.error("Unable to accept a connection: %s", error)
+                    gevent.sleep(ACCEPT_RETRY)
+                    continue
+                conn = os_socket(sock.family, sock.type, sock.proto, fileno=fd)
+                if server is None or server._listener is not sock:
+                    conn.close()
+                    continue
+                conn.setblocking(False)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                server._accepted(conn)
+        except Closed:
+            pass
+        finally:
+            watcher.close()
+
+    def stop(self) -> None:
+        """Stop accepting and close the listener (on the loop)."""
+        self.closed = True
+        self.server = None
+        acceptor, self.acceptor = self.acceptor, None
+        if acceptor is not None and acceptor is not gevent.getcurrent():
+            acceptor.kill(Closed, block=False)
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
 
 def _drain(sock: socket.socket) -> None:
-    # Close every connection waiting in the backlog. The listener is non-blocking, and nobody
-    # else accepts on it now: the previous server's acceptor stopped at release().
+    # Close every connection waiting in the backlog (the listener is non-blocking).
     while True:
         try:
             fd, _ = sock._accept()  # type: ignore[attr-defined]
@@ -84,29 +143,25 @@ class ServerPool:
         """
         if self._idle:
             lease = self._idle.pop()
-            _drain(lease.sock)
         else:
             lease = _Lease(bind_listener(self.HOST, 0, ""))  # a plain OS socket: no loop needed
+            self._loop.call(self._start_accepting, lease)
         server = MockServer(name=name, wait_timeout=wait_timeout)
-        # The loop does not know this object yet: set it up here, then start accepting there.
+        # The loop does not know this object yet: set it up here; it is lent (under the
+        # lease's lock, after the backlog is emptied) only once it is ready to accept.
         server._listener = lease.sock
         server._mode = SERVER
         server._where = f"{self.HOST}:{lease.port}"
-        lease.server = server
+        with lease.lock:
+            _drain(lease.sock)
+            lease.server = server
         self._lent[id(server)] = lease
-        self._loop.call(self._accept, lease, server)
         return server
 
-    def _accept(self, lease: _Lease, server: MockServer) -> None:
-        sock = lease.sock
-        if lease.server is not server or server._listener is not sock:
-            return  # released, or closed by the test, before the loop got here
-        server._acceptor = gevent.spawn(
-            accept_forever,
-            sock,
-            lambda: lease.server is server and server._listener is sock,
-            server._accepted,
-        )
+    @staticmethod
+    def _start_accepting(lease: _Lease) -> None:
+        if not lease.closed:
+            lease.acceptor = gevent.spawn(lease.accept_loop)
 
     def owns(self, server: MockServer) -> bool:
         """Whether ``server`` was started by this pool and not yet released."""
@@ -129,9 +184,9 @@ class ServerPool:
             server.close()
             return
         if server._listener is not lease.sock:
-            lease.server = None
+            # The test closed it (the listener too): this listener is done with.
             server.close()
-            self._loop.call(lease.sock.close)  # already closed by disconnect(): harmless
+            self._loop.run_sync(lease.stop)
             return
         deadline = time.monotonic() + server.wait_timeout
         while True:
@@ -145,38 +200,37 @@ class ServerPool:
         if len(self._idle) < self.keep:
             self._idle.append(lease)
         else:
-            self._loop.call(lease.sock.close)
+            self._loop.run_sync(lease.stop)
 
     def _settle_or_detach(self, lease: _Lease, server: MockServer, force: bool) -> list[Gate]:
         if server._listener is lease.sock and not force:
             _, gates = server._pull_and_mark()
             if gates:
                 return gates
-        # Stop accepting, close the server's connections, keep the listener (as _close_server
-        # does, without closing it), and close whatever waits in the backlog.
-        lease.server = None
+        # Stop accepting for it, close its connections (as _close_server does, without closing
+        # the listener), and close whatever waits in the backlog.
+        with lease.lock:
+            lease.server = None
+            _drain(lease.sock)
         if server._listener is lease.sock:
             server._listener = None
             server._close_server()
-        _drain(lease.sock)
         return []
 
     def close(self) -> None:
-        """Close every idle listener, and every server still lent (as ``server.close()``)."""
-        lent = list(self._lent.values())
-        self._lent.clear()
-        for lease in lent:
+        """Close every listener; a server still lent is closed as by ``server.close()``."""
+        leases = self._idle + list(self._lent.values())
+        for lease in self._lent.values():
             if lease.server is not None:
                 lease.server.close()
-        idle, self._idle = self._idle + lent, []
-        if idle:
+        self._idle, self._lent = [], {}
+        if leases:
 
-            def close_all() -> None:
-                for lease in idle:
-                    with contextlib.suppress(OSError):
-                        lease.sock.close()
+            def stop_all() -> None:
+                for lease in leases:
+                    lease.stop()
 
-            self._loop.run_sync(close_all)
+            self._loop.run_sync(stop_all)
 
     def __repr__(self) -> str:
         return f"<ServerPool {len(self._idle)} idle, {len(self._lent)} lent>"
