@@ -24,14 +24,14 @@ import logging
 import os
 import socket
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import gevent
 
 from ._base import SERVER
-from ._errors import InvalidThreadUseError
+from ._errors import InvalidThreadUseError, LoopError
 from ._listener import ACCEPT_RETRY, bind_listener
-from ._loop import _allocate_lock, get_loop
+from ._loop import RUN_SYNC_TIMEOUT, _allocate_lock, get_loop
 from ._mockserver import MockServer
 from ._sockets import Closed, os_socket
 from ._sync import Gate
@@ -191,7 +191,7 @@ class ServerPool:
         deadline = time.monotonic() + server.wait_timeout
         while True:
             # One round trip when nothing is in flight: settle and detach in the same call.
-            gates = self._loop.run_sync(lambda: self._settle_or_detach(lease, server, False))
+            gates = self._run_late(lambda: self._settle_or_detach(lease, server, False))
             if not gates:
                 break
             if not all(gate.wait(max(deadline - time.monotonic(), 0.0)) for gate in gates):
@@ -201,6 +201,29 @@ class ServerPool:
             self._idle.append(lease)
         else:
             self._loop.run_sync(lease.stop)
+
+    def _run_late(self, fn: Callable[[], list[Gate]]) -> list[Gate]:
+        # run_sync, one turn later: after the callbacks that calls queued before it queue in
+        # turn (a client closed with close(wait=False) closes its OS socket in one of those,
+        # and the server should read that EOF: "closed by the peer", not "by this side").
+        done = Gate()
+        result: list[Any] = []
+
+        def late() -> None:
+            try:
+                result.append(fn())
+            except BaseException as exc:
+                result.append(exc)
+            finally:
+                done.open()
+
+        self._loop.call(lambda: gevent.get_hub().loop.run_callback(late))
+        if not done.wait(RUN_SYNC_TIMEOUT):
+            raise LoopError(f"the socket loop did not answer within {RUN_SYNC_TIMEOUT} s")
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        gates: list[Gate] = result[0]
+        return gates
 
     def _settle_or_detach(self, lease: _Lease, server: MockServer, force: bool) -> list[Gate]:
         if server._listener is lease.sock and not force:
