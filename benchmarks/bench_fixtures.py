@@ -15,8 +15,8 @@ per test, no parametrisation:
   request/response: ``hsock_server.expect(b"PING\\r\\n").respond(b"+PONG\\r\\n")``,
   ``client = hsock_client(hsock_server)``, ``client.write(b"PING\\r\\n")``,
   ``assert client.expect(b"\\r\\n") == b"+PONG\\r\\n"``. Every test gets its own server (a new
-  listening socket) and its own client connection; at teardown the fixtures close both and
-  check the script.
+  ``MockServer`` on a listener the session pools, unless ``--hsock-fresh-servers``) and its
+  own client connection; at teardown the fixtures close both and check the script.
 - *httpserver* (the peer): each test takes pytest-httpserver's ``httpserver``:
   ``httpserver.expect_request("/ping").respond_with_data("pong")``, then one ``GET /ping`` with
   ``http.client.HTTPConnection`` (status and body checked), ``conn.close()`` and

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import ssl
 import time
 from collections import deque
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
+from gevent import monkey
+
+from ._address import ip_family
 from ._async import to_thread
+from ._base import CONNECTING, IDLE, log
 from ._checks import check_timeout
 from ._errors import ConnectionClosed, InvalidThreadUseError, ReadTimeout
 from ._framing import ReadRequest, make_request
 from ._loop import _allocate_lock, get_loop
 from ._mockserver import ContextSource
-from ._stream import PEER_CLOSED, Stream
+from ._stream import CONNECT_TIMEOUT, PEER_CLOSED, Stream, os_socket
 from ._sync import Gate
 from ._tcp import ReadCallback, ReadDelimiter, Socket
 from ._transcript import TaggedBytes, Transcript
+
+# The calling thread's select, not a cooperative one: in a gevent-patched process the caller
+# may be a plain thread that is not running a hub.
+_select: Callable[..., Any] = monkey.get_original("select", "select")
 
 
 class _Ticket:
@@ -89,8 +99,11 @@ class TestClient(Socket):
         client = cls(wait_timeout=wait_timeout, name=name or f"hsock_client to {where}")
         # Opened on the loop the moment the connection is up (or fails): no callback round.
         connected = client._up = Gate()
-        started = client.connect(host) if port is None else client.connect(host, port)
-        if started is None:
+        literal = isinstance(port, int) and not isinstance(port, bool) and 0 < port <= 65535
+        family = ip_family(host) if literal else None
+        if family is not None and port is not None:
+            client._connect_here(family, host, port, wait_timeout)
+        elif (client.connect(host) if port is None else client.connect(host, port)) is None:
             raise ConnectionError(f"could not connect to {where}")
         if not connected.wait(wait_timeout):
             client.disconnect()
@@ -108,6 +121,42 @@ class TestClient(Socket):
             if not client.info()["isSecure"]:
                 raise ConnectionError(f"TLS with {where} failed: {client.last_disconnect_reason}")
         return client
+
+    def _connect_here(self, family: int, host: str, port: int, timeout: float) -> None:
+        # An IP literal: connect from this thread (on loopback the kernel completes it at
+        # once), then hand the socket to the loop; the loop's own connect takes a greenlet and
+        # two more turns of the loop.
+        sock = os_socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            error = sock.connect_ex((host, port))
+            if error in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                _select([], [sock], [], timeout)
+                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except BaseException:
+            sock.close()
+            raise
+        if error not in (0, errno.EISCONN):
+            sock.close()
+            late = error in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN)
+            reason = CONNECT_TIMEOUT if late else os.strerror(error)
+            log.warning("TCP socket disconnected: %s", reason)
+            self.last_disconnect_reason = reason
+            where = f"{host}:{port}"
+            if late:
+                raise ConnectionError(f"could not connect to {where} within {timeout} s")
+            raise ConnectionError(f"could not connect to {where}: {reason}")
+        self._mode = CONNECTING
+        self._unix_path = ""
+        self._host = host
+        self._loop.call(self._adopt, sock)
+
+    def _adopt(self, sock: socket.socket) -> None:
+        if self._mode != CONNECTING:
+            sock.close()  # disconnected before the loop got here
+            return
+        self._stream = Stream(self)
+        self._stream.attach(sock)
 
     def start_tls(
         self,
@@ -208,6 +257,19 @@ class TestClient(Socket):
         with self._lock:
             changed, self._changed = self._changed, Gate()
         changed.open()
+
+    def close(self, *, wait: bool = True) -> None:
+        """Disconnect, as ``disconnect()``.
+
+        Args:
+            wait: False queues the close on the socket loop and returns at once: anything
+                waiting for the loop afterwards (a server's ``close()``, ``settle()``) finds
+                this client closed. The fixtures close their clients this way.
+        """
+        if wait:
+            super().close()
+        elif self._mode != IDLE or self._stream is not None:
+            self._loop.call(self._disconnect)
 
     def _refuse_on_loop(self, what: str) -> None:
         if self._loop.on_thread():

@@ -12,23 +12,32 @@ from .._udpserver import UdpMockServer
 from .assertions import pytest_assertrepr_compare
 from .fixtures import (
     FRAGMENTER,
-    TRANSCRIPT_SOURCES,
     ClientFactory,
-    ServerFactory,
-    _hsock_callback_errors,
+    hsock_ca,
     hsock_client,
     hsock_fragmentation,
-    hsock_server,
-    hsock_server_factory,
     hsock_timeout,
-    hsock_tls_server,
+    hsock_tls_material,
     hsock_udp_client,
     hsock_udp_server,
-    hsock_unix_server,
 )
 from .options import pytest_addoption, pytest_configure, show_transcripts
 from .proxy import ProxyFactory, hsock_proxy
-from .tls import hsock_ca, hsock_tls_material
+from .servers import (
+    ServerFactory,
+    hsock_server,
+    hsock_server_factory,
+    hsock_tls_server,
+    hsock_unix_server,
+)
+from .state import (
+    TRANSCRIPT_SOURCES,
+    HsockTest,
+    current_test,
+    pytest_runtest_setup,
+    pytest_runtest_teardown,
+    pytest_sessionfinish,
+)
 from .udp_proxy import UdpProxyFactory, hsock_udp_proxy
 
 
@@ -78,10 +87,11 @@ def pytest_runtest_makereport(
 
 __all__ = [
     "ClientFactory",
+    "HsockTest",
     "ProxyFactory",
     "ServerFactory",
     "UdpProxyFactory",
-    "_hsock_callback_errors",
+    "current_test",
     "hsock_ca",
     "hsock_client",
     "hsock_fragmentation",
@@ -100,4 +110,7 @@ __all__ = [
     "pytest_configure",
     "pytest_generate_tests",
     "pytest_runtest_makereport",
+    "pytest_runtest_setup",
+    "pytest_runtest_teardown",
+    "pytest_sessionfinish",
 ]

@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from typing import Any, Callable, Optional, Protocol, Union
 
 import pytest
+import trustme
 
 from .._errors import CallbackError
 from .._fragment import Fragmenter
 from .._loop import get_loop
-from .._mockserver import ExpectationError, MockServer, unix_socket_dir
+from .._mockserver import ExpectationError, MockServer
+from .._sync import Gate
 from .._testclient import TestClient, open_client
 from .._udpserver import UdpMockServer, UdpTestClient
-from .options import wait_timeout
-from .tls import TlsMaterial, client_tls_context, server_tls_context
-
-TRANSCRIPT_SOURCES = pytest.StashKey[list[Any]]()
-"""Per test: the servers and clients whose transcripts a failure report shows."""
-
-
-class ServerFactory(Protocol):
-    """``hsock_server_factory(...)``: start another mock server for this test."""
-
-    def __call__(
-        self,
-        port: int = 0,
-        *,
-        host: str = "127.0.0.1",
-        unix: bool = False,
-        name: Optional[str] = None,
-        tls: bool = False,
-        mutual: bool = False,
-    ) -> MockServer: ...
+from .state import current_test
+from .tls import TlsMaterial, client_tls_context
 
 
 class ClientFactory(Protocol):
@@ -51,123 +33,37 @@ class ClientFactory(Protocol):
     ) -> TestClient: ...
 
 
-def _sources(request: pytest.FixtureRequest) -> list[Any]:
-    sources: list[Any] = request.node.stash.setdefault(TRANSCRIPT_SOURCES, [])
-    return sources
-
-
 @pytest.fixture
-def hsock_timeout(request: pytest.FixtureRequest) -> float:
+def hsock_timeout() -> float:
     """Seconds a helper waits before failing: ``@pytest.mark.hsocket(timeout=)``,
-    ``--hsock-timeout``, ini ``hsock_timeout``, else 5."""
-    return wait_timeout(request.node)
+    ``--hsock-timeout``, ini ``hsock_timeout``, else 5.
+
+    (The server and client fixtures read the same setting themselves, without this fixture:
+    overriding it changes what it returns, and what ``hsock_proxy`` uses.)
+    """
+    return current_test().timeout
 
 
 FRAGMENTER = pytest.StashKey[Fragmenter]()
 
 
 @pytest.fixture
-def hsock_fragmentation(request: pytest.FixtureRequest) -> Optional[Fragmenter]:
+def hsock_fragmentation() -> Optional[Fragmenter]:
     """This run's fragmentation pattern under ``@pytest.mark.hsock_fragment``, else ``None``."""
-    run = getattr(request, "param", None)
+    node = current_test().node
+    callspec = getattr(node, "callspec", None)  # pytest_generate_tests parametrized it
+    run = callspec.params.get("hsock_fragmentation") if callspec is not None else None
     if run is None:
         return None
-    marker = request.node.get_closest_marker("hsock_fragment")
+    marker = node.get_closest_marker("hsock_fragment")
     pause = float(marker.kwargs.get("pause", 0.002)) if marker is not None else 0.002
-    fragmenter = Fragmenter(request.config.getoption("--hsock-fragment-seed"), run, pause)
-    request.node.stash[FRAGMENTER] = fragmenter
+    fragmenter = Fragmenter(node.config.getoption("--hsock-fragment-seed"), run, pause)
+    node.stash[FRAGMENTER] = fragmenter
     return fragmenter
 
 
 @pytest.fixture
-def hsock_server_factory(
-    request: pytest.FixtureRequest,
-    hsock_timeout: float,
-    hsock_tls_material: TlsMaterial,
-    hsock_fragmentation: Optional[Fragmenter],
-) -> Iterator[ServerFactory]:
-    """Start mock servers (TCP or Unix); each is closed and checked at teardown."""
-    servers: list[MockServer] = []
-    folders: list[str] = []
-
-    def make(
-        port: int = 0,
-        *,
-        host: str = "127.0.0.1",
-        unix: bool = False,
-        name: Optional[str] = None,
-        tls: bool = False,
-        mutual: bool = False,
-    ) -> MockServer:
-        label = name or ("hsock_server" if not servers else f"hsock_server #{len(servers) + 1}")
-        path = None
-        if unix:
-            folders.append(unix_socket_dir())
-            path = os.path.join(folders[-1], "server.sock")
-        context = None
-        if mutual:
-            material = hsock_tls_material
-            context = server_tls_context(material.ca, material.server_cert, mutual=True)
-        elif tls:
-            context = hsock_tls_material.server_context()
-        server = MockServer.start(
-            port, host=host, path=path, name=label, wait_timeout=hsock_timeout, tls=context
-        )
-        if context is None:
-            # STARTTLS steps need a certificate: made when a script first asks for it.
-            server.tls_context = hsock_tls_material.server_context
-        server.fragmenter = hsock_fragmentation
-        servers.append(server)
-        _sources(request).append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.close()
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
-    # Transcripts go to the report's own section (when shown at all), not into the message.
-    failures = [str(exc) for exc in _check_all(servers, False)]
-    if failures:
-        pytest.fail("\n\n".join(failures), pytrace=False)
-
-
-def _check_all(servers: list[MockServer], transcripts: bool) -> list[ExpectationError]:
-    found = []
-    for server in servers:
-        try:
-            server.check(transcripts)
-        except ExpectationError as exc:
-            found.append(exc)
-        for error in server.callback_errors:
-            error.reported = True
-    return found
-
-
-@pytest.fixture
-def hsock_server(hsock_server_factory: ServerFactory) -> MockServer:
-    """A started mock TCP server on 127.0.0.1 and an OS-chosen port (``.host``, ``.port``,
-    ``.address``); closed at teardown, which fails on unmet rules or unexpected data."""
-    return hsock_server_factory()
-
-
-@pytest.fixture
-def hsock_unix_server(hsock_server_factory: ServerFactory) -> MockServer:
-    """A mock server on a Unix socket in a private folder (``.path``)."""
-    return hsock_server_factory(unix=True, name="hsock_unix_server")
-
-
-@pytest.fixture
-def hsock_tls_server(hsock_server_factory: ServerFactory) -> MockServer:
-    """A mock server speaking TLS from the first byte, with a certificate from ``hsock_ca``
-    for 127.0.0.1, localhost and ::1."""
-    return hsock_server_factory(tls=True, name="hsock_tls_server")
-
-
-@pytest.fixture
-def hsock_client(
-    request: pytest.FixtureRequest, hsock_timeout: float, hsock_tls_material: TlsMaterial
-) -> Iterator[ClientFactory]:
+def hsock_client() -> Iterator[ClientFactory]:
     """Open connected test clients: ``hsock_client(server)`` or ``hsock_client(host, port)``.
 
     Each is an hs.socket client with ``expect`` and ``wait``; closed at teardown. With
@@ -175,6 +71,8 @@ def hsock_client(
     (the server's host, or ``peer_name``); ``client_cert=True`` adds a certificate from
     ``hsock_ca`` for mutual TLS. ``client.start_tls()`` (STARTTLS) trusts ``hsock_ca`` too.
     """
+    test = current_test()
+    timeout, material = test.timeout, test.material
     clients: list[TestClient] = []
 
     def make(
@@ -187,58 +85,38 @@ def hsock_client(
     ) -> TestClient:
         context = None
         if client_cert:
-            context = client_tls_context(hsock_tls_material.ca, client_cert=True)
+            context = client_tls_context(material.ca, client_cert=True)
         elif tls:
-            context = hsock_tls_material.client_context()
-        client = open_client(
-            target, port, wait_timeout=hsock_timeout, tls=context, peer_name=peer_name
-        )
+            context = material.client_context()
+        client = open_client(target, port, wait_timeout=timeout, tls=context, peer_name=peer_name)
         if context is None:
-            client.default_tls_context = hsock_tls_material.client_context
+            client.default_tls_context = material.client_context
         clients.append(client)
-        _sources(request).append(client)
+        test.sources.append(client)
         return client
 
     yield make
     errors: list[CallbackError] = []
     for client in clients:
-        client.close()
+        # No wait here: a server's teardown (or the last fixture's) waits for the loop anyway.
+        client.close(wait=False)
         errors += client.callback_errors
+    if clients:
+        closed = test.clients_closed = Gate()
+        get_loop().call(closed.open)
     for error in errors:
         error.reported = True
     if errors:
         pytest.fail("\n".join(f"hsock_client callback raised: {e}" for e in errors), pytrace=False)
 
 
-@pytest.fixture(autouse=True)
-def _hsock_callback_errors() -> Iterator[None]:
-    """Fail the test if a callback of any hs.socket it made raised (and no fixture said so)."""
-    caught: list[CallbackError] = []
-    loop = get_loop()
-    loop.add_error_sink(caught.append)
-    yield
-    loop.remove_error_sink(caught.append)
-    unreported = [e for e in caught if not e.reported]
-    if unreported:
-        details = []
-        for error in unreported:
-            cause = error.__cause__
-            details.append(f"{error}")
-            if cause is not None and cause.__traceback__ is not None:
-                import traceback
-
-                details += traceback.format_tb(cause.__traceback__)
-        pytest.fail("a socket callback raised:\n" + "\n".join(details), pytrace=False)
-
-
 @pytest.fixture
-def hsock_udp_server(
-    request: pytest.FixtureRequest, hsock_timeout: float
-) -> Iterator[UdpMockServer]:
+def hsock_udp_server() -> Iterator[UdpMockServer]:
     """A scriptable UDP server on 127.0.0.1 and an OS-chosen port: ``expect(datagram)``
     rules answer each sender; closed and checked at teardown."""
-    server = UdpMockServer.start(wait_timeout=hsock_timeout)
-    _sources(request).append(server)
+    test = current_test()
+    server = UdpMockServer.start(wait_timeout=test.timeout)
+    test.sources.append(server)
     yield server
     server.close()
     for error in server.callback_errors:
@@ -253,11 +131,11 @@ def hsock_udp_server(
 
 
 @pytest.fixture
-def hsock_udp_client(
-    request: pytest.FixtureRequest, hsock_timeout: float
-) -> Iterator[Callable[..., UdpTestClient]]:
+def hsock_udp_client() -> Iterator[Callable[..., UdpTestClient]]:
     """Open connected UDP test clients: ``hsock_udp_client(server)`` or ``(host, port)``;
     each has ``expect()`` and ``request(data)``; closed at teardown."""
+    test = current_test()
+    sources, timeout = test.sources, test.timeout
     clients: list[UdpTestClient] = []
 
     def make(target: Union[str, Any], port: Optional[int] = None) -> UdpTestClient:
@@ -267,11 +145,27 @@ def hsock_udp_client(
             host, number = target.address
         if number is None:
             raise TypeError("hsock_udp_client() needs a server, or a host and a port")
-        client = UdpTestClient.open(host, number, wait_timeout=hsock_timeout)
+        client = UdpTestClient.open(host, number, wait_timeout=timeout)
         clients.append(client)
-        _sources(request).append(client)
+        sources.append(client)
         return client
 
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def hsock_tls_material() -> TlsMaterial:
+    """The session's TLS material, made lazily: no CA exists unless a test uses TLS."""
+    return current_test().material
+
+
+@pytest.fixture(scope="session")
+def hsock_ca(hsock_tls_material: TlsMaterial) -> trustme.CA:
+    """A session-wide certificate authority (trustme) that every TLS fixture trusts.
+
+    Use it to trust the mock servers from a real client: ``hsock_ca.configure_trust(ctx)``,
+    or ``hsock_ca.cert_pem.write_to_path(path)`` for a tool that wants a PEM file.
+    """
+    return hsock_tls_material.ca

@@ -32,6 +32,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="do not add socket transcripts to the report of a failed test",
     )
     group.addoption(
+        "--hsock-fresh-servers",
+        action="store_true",
+        default=None,
+        help="give every hsock_server a listener (and port) of its own instead of a pooled one",
+    )
+    group.addoption(
         "--hsock-fragment-seed",
         type=int,
         default=0,
@@ -41,6 +47,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "hsock_timeout", f"default wait timeout in seconds ({DEFAULT_TIMEOUT})", default=None
     )
     parser.addini("hsock_log_level", "level of the pytest_hsocket logger", default=None)
+    parser.addini(
+        "hsock_reuse_ports",
+        "lend hsock_server a pooled listener: the port may repeat across tests (default true)",
+        type="bool",
+        default=True,
+    )
     parser.addini(
         "hsock_transcripts", "show socket transcripts for failed tests", type="bool", default=True
     )
@@ -110,3 +122,11 @@ def show_transcripts(node: pytest.Item) -> bool:
     if node.config.getoption("--hsock-no-transcripts"):
         return False
     return bool(node.config.getini("hsock_transcripts"))
+
+
+def reuse_ports(config: pytest.Config) -> bool:
+    """Whether plain mock servers borrow pooled listeners (``--hsock-fresh-servers`` and ini
+    ``hsock_reuse_ports = false`` say no)."""
+    if config.getoption("--hsock-fresh-servers"):
+        return False
+    return bool(config.getini("hsock_reuse_ports"))

@@ -78,17 +78,12 @@ class TlsMaterial:
             return self._client
 
 
-@pytest.fixture(scope="session")
-def hsock_tls_material() -> TlsMaterial:
-    """The session's TLS material, made lazily: no CA exists unless a test uses TLS."""
-    return TlsMaterial()
+_MATERIAL = pytest.StashKey[TlsMaterial]()
 
 
-@pytest.fixture(scope="session")
-def hsock_ca(hsock_tls_material: TlsMaterial) -> trustme.CA:
-    """A session-wide certificate authority (trustme) that every TLS fixture trusts.
-
-    Use it to trust the mock servers from a real client: ``hsock_ca.configure_trust(ctx)``,
-    or ``hsock_ca.cert_pem.write_to_path(path)`` for a tool that wants a PEM file.
-    """
-    return hsock_tls_material.ca
+def tls_material(config: pytest.Config) -> TlsMaterial:
+    """Return the session's TLS material (one per config), made on first use."""
+    material = config.stash.get(_MATERIAL, None)
+    if material is None:
+        material = config.stash[_MATERIAL] = TlsMaterial()
+    return material
