@@ -31,6 +31,9 @@ kind, used by the scripted mock server). ``make_request`` never builds it from u
 _PREFIX_ORDERS = ("!", ">", "<")
 _PREFIX_CODES = ("B", "H", "I", "Q")
 _DEFAULT_MAX_LENGTH = 64 * 1024 * 1024
+_COPY_VIEW = 2048
+"""Reads longer than this are copied out of the buffer through a memoryview (one copy);
+shorter ones by slicing, which costs less than making the view."""
 _WINDOW_MIN = 512
 _WINDOW_MAX = 64 * 1024
 """Bounds of the bytes snapshot that ``ReadQueue.take`` slices lines from: it starts small
@@ -495,56 +498,57 @@ class ReadQueue:
         requests = self._requests
         start = 0
         size = len(buf)
-        with memoryview(buf) as view:
-            while requests:
-                request = requests[0]
-                matcher = request.matcher
-                if isinstance(matcher, int):
-                    if size - start < matcher or size == start or matcher < 0:
-                        break
-                    end = start + (matcher or size - start)
-                elif isinstance(matcher, bytes):
-                    found = buf.find(matcher, start + self._scan_from)
-                    if found < 0:
-                        # A delimiter may straddle the next chunk: keep its first len-1 bytes.
-                        self._scan_from = max(0, size - start - len(matcher) + 1)
-                        break
-                    end = found + len(matcher)
-                elif isinstance(matcher, Prefixed):
-                    # Placed after the int and bytes branches so they pay nothing for it.
-                    # Nothing is scanned: _scan_from stays 0 while a Prefixed read is the head.
-                    header = matcher._size
-                    if size - start < header:
-                        break
-                    length = matcher._unpack_from(buf, start)[0]
-                    if length > matcher._max_length:
-                        if self.error is None:
-                            self.error = (
-                                f"length {length} over max_length {matcher._max_length} "
-                                f"in a {matcher!r} read"
-                            )
-                        break
-                    end = start + header + length
-                    if size < end:
-                        break
-                    # Completed here, not below: the data may start after the header.
-                    data = bytes(view[start + matcher._start : end])
-                    done.append(_completed((data, request.tag)))
-                    start = end
-                    requests.popleft()
-                    continue
-                else:
-                    # Searched as if the buffer began at the read (so ^ and \A anchor there).
+        while requests:
+            request = requests[0]
+            matcher = request.matcher
+            data_from = start
+            if isinstance(matcher, int):
+                if size - start < matcher or size == start or matcher < 0:
+                    break
+                end = start + (matcher or size - start)
+            elif isinstance(matcher, bytes):
+                found = buf.find(matcher, start + self._scan_from)
+                if found < 0:
+                    # A delimiter may straddle the next chunk: keep its first len-1 bytes.
+                    self._scan_from = max(0, size - start - len(matcher) + 1)
+                    break
+                end = found + len(matcher)
+            elif isinstance(matcher, Prefixed):
+                # Placed after the int and bytes branches so they pay nothing for it.
+                # Nothing is scanned: _scan_from stays 0 while a Prefixed read is the head.
+                header = matcher._size
+                if size - start < header:
+                    break
+                length = matcher._unpack_from(buf, start)[0]
+                if length > matcher._max_length:
+                    if self.error is None:
+                        self.error = (
+                            f"length {length} over max_length {matcher._max_length} "
+                            f"in a {matcher!r} read"
+                        )
+                    break
+                end = start + header + length
+                if size < end:
+                    break
+                data_from = start + matcher._start  # the payload may start after the header
+            else:
+                # Searched as if the buffer began at the read (so ^ and \A anchor there).
+                with memoryview(buf) as view:
                     match = matcher.search(view[start:])
                     matched = match.end() if match is not None else 0
-                    match = None  # it holds an export of the buffer, which is cut below
-                    if not matched:
-                        break
-                    end = start + matched
-                done.append(_completed((bytes(view[start:end]), request.tag)))
-                start = end
-                requests.popleft()
-                self._scan_from = 0
+                    match = None  # it holds an export of the buffer
+                if not matched:
+                    break
+                end = start + matched
+            if end - data_from > _COPY_VIEW:
+                with memoryview(buf) as view:
+                    data = bytes(view[data_from:end])  # one copy, not two
+            else:
+                data = bytes(buf[data_from:end])
+            done.append(_completed((data, request.tag)))
+            start = end
+            requests.popleft()
+            self._scan_from = 0
         if start:
             del buf[:start]
         return done

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 import gevent
 from gevent import monkey
+from greenlet import greenlet as _RawGreenlet
 
 from ._errors import CallbackError, LoopError
 
@@ -234,7 +235,9 @@ class CallbackQueue:
         self._items.append((where, fn, args))
         if not self._running:
             self._running = True
-            gevent.spawn_raw(self._run)  # no Greenlet object: this runs once per batch
+            # A raw greenlet (no Greenlet object, no spawn_raw checks): once per batch.
+            hub = gevent.get_hub()
+            hub.loop.run_callback(_RawGreenlet(self._run, hub).switch)
 
     def _run(self) -> None:
         items = self._items

@@ -131,6 +131,7 @@ class Rule:
         self.times = times
         self.ordered = ordered
         self.steps: list[tuple[str, object]] = []
+        self._label: Optional[str] = None
 
     def respond(self, payload: Payload) -> Rule:
         """Send ``payload`` (bytes, UTF-8 str, or ``fn(matched) -> bytes | str | None``).
@@ -228,10 +229,13 @@ class Rule:
                 raise ValueError(f"{what} payload is not valid text: {payload!r}") from None
 
     def __repr__(self) -> str:
-        spec = self.spec if isinstance(self.spec, (bytes, int, Until)) else self.spec.pattern
-        extra = "" if self.times == 1 else f", times={self.times}"
-        extra += "" if self.ordered else ", ordered=False"
-        return f"expect({spec!r}{extra})"
+        label = self._label
+        if label is None:  # made once: a match notes it in the transcript each time
+            spec = self.spec if isinstance(self.spec, (bytes, int, Until)) else self.spec.pattern
+            extra = "" if self.times == 1 else f", times={self.times}"
+            extra += "" if self.ordered else ", ordered=False"
+            label = self._label = f"expect({spec!r}{extra})"
+        return label
 
 
 class Script:

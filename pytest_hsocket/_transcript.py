@@ -27,6 +27,9 @@ class Entry(NamedTuple):
     note: str
 
 
+_new_entry = tuple.__new__
+
+
 def is_printable(data: bytes) -> bool:
     """Return whether ``data`` reads as text (UTF-8 with no control bytes but tab/CR/LF)."""
     try:
@@ -110,15 +113,16 @@ class Transcript:
 
     def record(self, kind: str, data: bytes = b"", tag: int = -1, note: str = "") -> None:
         """Add an event: ``kind`` is ``"in"``, ``"out"``, ``"connected"``, ``"closed"``, a note."""
-        entry = Entry(self._clock() - self._start, kind, bytes(data), tag, note)
+        if type(data) is not bytes:
+            data = bytes(data)
+        # tuple.__new__: NamedTuple's own __new__ is a Python function (one call per message).
+        entry = _new_entry(Entry, (self._clock() - self._start, kind, data, tag, note))
         with self._lock:
             self.entries.append(entry)
         if self.listener is not None:
             self.listener(self, entry)
 
-    def __call__(self, kind: str, data: bytes = b"", tag: int = -1, note: str = "") -> None:
-        """The socket tap's form of ``record``."""
-        self.record(kind, data, tag, note)
+    __call__ = record  # the socket tap's form
 
     def received(self) -> bytes:
         """Return every byte received, joined."""
