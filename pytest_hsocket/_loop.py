@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import logging
 from collections import deque
 from typing import Any, Callable, Optional, TypeVar
 
 import gevent
 from gevent import monkey
-from greenlet import greenlet as _RawGreenlet
 
 from ._errors import CallbackError, LoopError
 
@@ -208,6 +208,10 @@ class SocketLoop:
                 self._error_sinks[-1](error)
             except Exception:  # pragma: no cover
                 log.exception("error sink %r raised", self._error_sinks[-1])
+
+
+# greenlet ships no type stubs (gevent's spawn_raw makes the same object).
+_RawGreenlet: Any = importlib.import_module("greenlet").greenlet
 
 
 class CallbackQueue:

@@ -109,12 +109,11 @@ def test_a_late_connection_between_borrowers_is_closed_not_counted(pool: ServerP
 
 def test_a_server_the_test_closed_is_not_reused(pool: ServerPool) -> None:
     first = pool.start()
-    port = first.port
     first.close()
     assert not first.is_server
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", port), timeout=WAIT).close()
     pool.release(first)
+    # (Not probed by connecting: another process may bind the freed port meanwhile.)
+    assert "0 idle, 0 lent" in repr(pool)
     second = pool.start()
     second.expect(b"PING\r\n").respond(b"+PONG\r\n")
     _ping(second).close()
