@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import time
 from typing import Callable, Optional, Union
@@ -12,6 +13,7 @@ import gevent
 from ._errors import HSocketError, InvalidThreadUseError
 from ._fragment import Fragmenter
 from ._framing import AVAILABLE, ReadRequest
+from ._info import endpoint
 from ._record import (
     PathLike,
     RecordEntry,
@@ -134,7 +136,18 @@ class MockServer(Socket, LocalAddress):
     @property
     def path(self) -> str:
         """The Unix socket path, or ``""``."""
+        if self._listener is not None and self._listener.family != getattr(socket, "AF_UNIX", -1):
+            return ""
         return str(self.info()["unixSocketPath"])
+
+    def _bound_ip(self) -> Optional[tuple[str, int]]:
+        listener = self._listener
+        if listener is None or listener.family == getattr(socket, "AF_UNIX", -1):
+            return None
+        try:
+            return endpoint(listener.getsockname())
+        except OSError:
+            return None
 
     @property
     def url(self) -> str:

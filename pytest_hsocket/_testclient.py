@@ -67,6 +67,7 @@ class TestClient(Socket):
         self._user_callback: Optional[ReadCallback] = None
         self._secured = Gate()
         self._up: Optional[Gate] = None
+        self._adopting = False
         self.default_tls_context: Optional[ContextSource] = None
         self.on_disconnect(self._disconnected)
 
@@ -103,6 +104,10 @@ class TestClient(Socket):
         family = ip_family(host) if literal else None
         if family is not None and port is not None:
             client._connect_here(family, host, port, wait_timeout)
+            if tls is None:
+                # Connected already: the loop adopts the socket before it runs anything asked
+                # of the client after this (calls are FIFO), so there is nothing to wait for.
+                return client
         elif (client.connect(host) if port is None else client.connect(host, port)) is None:
             raise ConnectionError(f"could not connect to {where}")
         if not connected.wait(wait_timeout):
@@ -149,14 +154,26 @@ class TestClient(Socket):
         self._mode = CONNECTING
         self._unix_path = ""
         self._host = host
+        self._adopting = True
         self._loop.call(self._adopt, sock)
 
     def _adopt(self, sock: socket.socket) -> None:
-        if self._mode != CONNECTING:
-            sock.close()  # disconnected before the loop got here
-            return
-        self._stream = Stream(self)
-        self._stream.attach(sock)
+        try:
+            if self._mode != CONNECTING:
+                sock.close()  # disconnected before the loop got here
+                return
+            self._stream = Stream(self)
+            self._stream.attach(sock)
+        finally:
+            self._adopting = False
+
+    def _closed(self) -> bool:
+        # Closed, or never connected; not while the loop is still adopting a connected socket.
+        return self._stream is None and not self._adopting
+
+    def connected(self) -> bool:
+        """Return whether the connection is up (also while the loop takes it over)."""
+        return self._adopting or super().connected()
 
     def start_tls(
         self,
@@ -299,7 +316,7 @@ class TestClient(Socket):
         request = make_request(delimiter, tag, self._timeout)
         limit = self.wait_timeout if timeout is None else check_timeout(timeout, "expect()")
         ticket = _Ticket(request)
-        if self._stream is None:
+        if self._closed():
             raise self._closed_error(request)
         self._loop.call(self._push_ticket, request, ticket)
         arrived = ticket.gate.wait(limit)
@@ -363,7 +380,7 @@ class TestClient(Socket):
                     if tag is None or item.tag == tag:
                         return self._inbox.pop(index)
                 gate = self._changed
-            if self._stream is None:
+            if self._closed():
                 raise self._closed_error(None, tag)
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not gate.wait(remaining):

@@ -8,6 +8,8 @@ import pytest
 
 from pytest_hsocket.testing import MockServer, TestClient
 
+from .conftest import WAIT
+
 
 def test_aexpect_under_asyncio_keeps_the_loop_running() -> None:
     with MockServer.start() as server:
@@ -78,3 +80,22 @@ def test_received_and_assert_received() -> None:
             server.assert_received(b"HELLO\r\n\x00\x02")
         with pytest.raises(ValueError, match="received\\(\\) connection must be 1-1, not 2"):
             server.received(2)
+
+
+def test_a_client_to_an_ip_address_is_usable_at_once(hsock_server: MockServer) -> None:
+    # Connected from the test's thread; the loop takes the socket over after open() returns.
+    hsock_server.expect(b"hi\n").respond(b"yo\n")
+    client = TestClient.open(*hsock_server.address, wait_timeout=WAIT)
+    assert client.connected()
+    client.write(b"hi\n")
+    assert client.expect(b"\n") == b"yo\n"
+    client.disconnect()
+    assert not client.connected()
+    assert "connected" in client.transcript.render()
+
+
+def test_clients_closed_before_the_loop_takes_them_over(hsock_server: MockServer) -> None:
+    clients = [TestClient.open(*hsock_server.address, wait_timeout=WAIT) for _ in range(20)]
+    for client in clients:
+        client.disconnect()  # most before the loop got to them: no socket may leak
+    assert not any(client.connected() for client in clients)
