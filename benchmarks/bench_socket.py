@@ -9,10 +9,11 @@ Run it from the repository root, with the package importable::
 Every figure is the median of ``--repeat`` runs (3 at least) and is printed as a table of
 ``figure, ours, peer, ours/peer``; ``--json`` writes the same rows plus every sample. The runs
 of the receivers compared on one workload are interleaved (ours, peer, peer, ours, ...), so a
-slow spell of the machine hits all of them alike. While it runs, one line per measurement shows
-the median time, MB/s, µs per message, the receiving process's CPU time over wall time
-(``cpu``: near 100 % = the receiver is the bottleneck; well below = it waited for the sender or
-the kernel) and every sample.
+slow spell of the machine hits all of them alike; before the first size of a workload, each
+receiver runs once untimed on a tenth of it (a process's first run pays for start-up).
+While it runs, one line per measurement shows the median time, MB/s, µs per message, the
+receiving process's CPU time over wall time (``cpu``: near 100 % = the receiver is the
+bottleneck; well below = it waited for the sender or the kernel) and every sample.
 
 What is measured is always the *receiver*. The sender is a plain blocking stdlib socket in a
 separate process (started once, with the ``spawn`` method) that writes pre-built 1 MiB chunks
@@ -426,15 +427,24 @@ def measure(
     framing: Framing,
     messages: int,
     repeat: int,
+    warm_up: bool = False,
 ) -> list[Measurement]:
     """Run each receiver ``repeat`` times on ``messages`` messages; keep every timing.
 
     The runs are interleaved (ours, peer, peer, ours, peer, ...) so that a slow spell of the
-    machine hits every receiver alike rather than one of them.
+    machine hits every receiver alike rather than one of them. With ``warm_up``, each receiver
+    first runs once, untimed, on a tenth of the messages.
     """
     nbytes = messages * (LINE_SIZE if isinstance(framing, bytes) else framing)
     workload = f"{_kind(framing)} x{messages}"
     results = [Measurement(name, workload, messages, nbytes) for name, _ in receivers]
+    if warm_up:
+        # One untimed run each, a tenth of the size: the first run of a receiver in this
+        # process pays for imports, the socket loop's start and the allocator's first growth.
+        small = max(messages // 10, 1)
+        size = small * (LINE_SIZE if isinstance(framing, bytes) else framing)
+        for _, receiver in receivers:
+            receiver(sender, framing, small, size)
     for _ in range(repeat):
         for (_, receiver), result in zip(receivers, results):
             gc.collect()
@@ -523,7 +533,12 @@ def run(args: argparse.Namespace, sender: Sender) -> tuple[list[Row], list[Measu
         base: Optional[Measurement] = None
         for scale in scales:
             ours, *others = measure(
-                sender, [("ours", receive_ours), *peers], framing, count * scale, repeat
+                sender,
+                [("ours", receive_ours), *peers],
+                framing,
+                count * scale,
+                repeat,
+                warm_up=scale == 1,
             )
             if base is None:
                 base = ours

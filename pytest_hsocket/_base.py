@@ -322,9 +322,9 @@ class SocketCore:
         lane_id = self._loop.thread_id or 0
         takes_client = owner._callback_takes_client
         count = 0
+        self._lane = lane_id  # open while the lane runs; a read takes it once per callback
         try:
             while True:
-                self._lane = lane_id
                 try:
                     if takes_client:
                         fn(data, tag, self)

@@ -87,41 +87,66 @@ def _bind_unix(path: str) -> socket.socket:
     return sock
 
 
-def accept_forever(
-    listener: socket.socket,
-    still_listening: Callable[[], bool],
-    on_accept: Callable[[socket.socket], None],
-) -> None:
-    """Accept connections (non-blocking, TCP_NODELAY) and hand each to ``on_accept``.
+class Acceptor:
+    """The accept loop of one listener: a greenlet on the socket loop that accepts connections
+    (non-blocking, TCP_NODELAY) and hands each to ``on_accept`` while ``still_listening()``.
 
-    Runs in a greenlet on the loop until the listener closes or ``still_listening()`` fails.
+    Create it on the loop. :meth:`stop` ends it.
     """
-    hub = gevent.get_hub()
-    watcher = hub.loop.io(listener.fileno(), 1)
-    unix = listener.family == getattr(socket, "AF_UNIX", None)
-    try:
-        while still_listening():
-            try:
-                # Built from the class captured at import, not socket.socket: pytest-socket's
-                # --disable-socket swaps that global, and accept() would go through it.
-                fd, _ = listener._accept()  # type: ignore[attr-defined]
-                conn = os_socket(listener.family, listener.type, listener.proto, fileno=fd)
-            except (BlockingIOError, InterruptedError):
-                hub.wait(watcher)
-                continue
-            except OSError as exc:
-                if not still_listening():
-                    return
-                # Out of descriptors (EMFILE/ENFILE/ENOBUFS): the listener stays, so keep going
-                # once some are free again instead of leaving clients in the backlog for ever.
-                log.error("Unable to accept a connection: %s", exc)
-                gevent.sleep(ACCEPT_RETRY)
-                continue
-            conn.setblocking(False)
-            if not unix:
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            on_accept(conn)
-    except Closed:
-        pass
-    finally:
-        watcher.close()
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        still_listening: Callable[[], bool],
+        on_accept: Callable[[socket.socket], None],
+    ) -> None:
+        self.listener = listener
+        self._watcher = gevent.get_hub().loop.io(listener.fileno(), 1)
+        self._greenlet = gevent.spawn(self._run, still_listening, on_accept)
+
+    def stop(self, close_listener: bool = True) -> None:
+        """End the loop and (by default) close the listener; idempotent. Call on the loop.
+
+        The loop's watcher on the descriptor stops first: libev aborts the whole process
+        (``epoll_modify`` assertion) when it later meets a watcher whose descriptor was
+        closed under it, and killing the greenlet only stops the watcher a loop turn later.
+        """
+        self._watcher.stop()
+        if self._greenlet is not gevent.getcurrent():
+            self._greenlet.kill(Closed, block=False)
+        if close_listener:
+            self.listener.close()
+
+    def _run(
+        self, still_listening: Callable[[], bool], on_accept: Callable[[socket.socket], None]
+    ) -> None:
+        hub = gevent.get_hub()
+        listener = self.listener
+        watcher = self._watcher
+        unix = listener.family == getattr(socket, "AF_UNIX", None)
+        try:
+            while still_listening():
+                try:
+                    # Built from the class captured at import, not socket.socket: pytest-socket's
+                    # --disable-socket swaps that global, and accept() would go through it.
+                    fd, _ = listener._accept()  # type: ignore[attr-defined]
+                    conn = os_socket(listener.family, listener.type, listener.proto, fileno=fd)
+                except (BlockingIOError, InterruptedError):
+                    hub.wait(watcher)
+                    continue
+                except OSError as exc:
+                    if not still_listening():
+                        return
+                    # Out of descriptors (EMFILE/ENFILE/ENOBUFS): the listener stays, so keep
+                    # going once some are free again instead of leaving clients in the backlog.
+                    log.error("Unable to accept a connection: %s", exc)
+                    gevent.sleep(ACCEPT_RETRY)
+                    continue
+                conn.setblocking(False)
+                if not unix:
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                on_accept(conn)
+        except Closed:
+            pass
+        finally:
+            watcher.close()

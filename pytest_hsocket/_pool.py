@@ -44,13 +44,14 @@ __all__ = ["ServerPool"]
 class _Lease:
     """One pooled listener, its accept loop, and the server it is lent to (or ``None``)."""
 
-    __slots__ = ("acceptor", "closed", "lock", "port", "server", "sock")
+    __slots__ = ("acceptor", "closed", "lock", "port", "server", "sock", "watcher")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.port: int = sock.getsockname()[1]
         self.server: Optional[MockServer] = None
         self.acceptor: Any = None
+        self.watcher: Any = None
         self.closed = False
         # Held while a connection is taken from the backlog together with the server it goes
         # to, and while start() drains the backlog and lends the listener: so a connection
@@ -62,7 +63,7 @@ class _Lease:
         loop, for the listener's lifetime); close the ones that come while none is."""
         hub = gevent.get_hub()
         sock = self.sock
-        watcher = hub.loop.io(sock.fileno(), 1)
+        watcher = self.watcher = hub.loop.io(sock.fileno(), 1)
         try:
             while not self.closed:
                 with self.lock:
@@ -95,10 +96,34 @@ class _Lease:
         finally:
             watcher.close()
 
+    def take_pending(self, server: MockServer) -> None:
+        """Hand ``server`` every connection waiting in the backlog now (on the loop): a client
+        the test connected just before its end is the test's, though the accept loop has not
+        had its turn yet."""
+        sock = self.sock
+        with self.lock:
+            if self.server is not server or self.closed:
+                return
+            while True:
+                try:
+                    fd, _ = sock._accept()  # type: ignore[attr-defined]
+                except OSError:
+                    return
+                conn = os_socket(sock.family, sock.type, sock.proto, fileno=fd)
+                conn.setblocking(False)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                server._accepted(conn)
+
     def stop(self) -> None:
-        """Stop accepting and close the listener (on the loop)."""
+        """Stop accepting and close the listener (on the loop); idempotent.
+
+        The watcher stops before the descriptor closes (see ``Acceptor.stop``). It is also
+        what a lent server's ``_acceptor.stop()`` does when the test closes the server.
+        """
         self.closed = True
         self.server = None
+        if self.watcher is not None:
+            self.watcher.stop()
         acceptor, self.acceptor = self.acceptor, None
         if acceptor is not None and acceptor is not gevent.getcurrent():
             acceptor.kill(Closed, block=False)
@@ -150,6 +175,7 @@ class ServerPool:
         # The loop does not know this object yet: set it up here; it is lent (under the
         # lease's lock, after the backlog is emptied) only once it is ready to accept.
         server._listener = lease.sock
+        server._acceptor = lease  # a test's server.close() stops the lease (Lease.stop)
         server._mode = SERVER
         server._where = f"{self.HOST}:{lease.port}"
         with lease.lock:
@@ -227,6 +253,7 @@ class ServerPool:
 
     def _settle_or_detach(self, lease: _Lease, server: MockServer, force: bool) -> list[Gate]:
         if server._listener is lease.sock and not force:
+            lease.take_pending(server)
             _, gates = server._pull_and_mark()
             if gates:
                 return gates
@@ -236,7 +263,7 @@ class ServerPool:
             lease.server = None
             _drain(lease.sock)
         if server._listener is lease.sock:
-            server._listener = None
+            server._listener = server._acceptor = None
             server._close_server()
         return []
 

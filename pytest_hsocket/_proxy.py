@@ -18,17 +18,14 @@ import socket
 import time
 from typing import Any, Optional
 
-import gevent
-
 from ._errors import HSocketError
 from ._faults import DIRECTIONS, DOWNSTREAM, UPSTREAM, check_ports
-from ._listener import accept_forever, bind_listener
+from ._listener import Acceptor, bind_listener
 from ._loop import _allocate_lock, get_loop
 from ._pipe import CLOSE, RESET
 from ._proxy_common import Proxy, run_in_greenlet
 from ._proxy_connection import Connection
 from ._record import PathLike, RecordEntry, dump_recording, load_recording
-from ._sockets import Closed
 from ._toxic_handles import Toxic, Toxics
 
 log = logging.getLogger(__name__)
@@ -244,16 +241,14 @@ class FaultProxy(Proxy[Toxics]):
         listener = bind_listener(self._host, self._port, "")
         self._listener = listener
         self._port = listener.getsockname()[1]
-        self._acceptor = gevent.spawn(
-            accept_forever, listener, lambda: self._listener is listener, self._accept
-        )
+        self._acceptor = Acceptor(listener, lambda: self._listener is listener, self._accept)
 
     def _stop_listening(self) -> None:  # in a greenlet
         listener, self._listener = self._listener, None
         acceptor, self._acceptor = self._acceptor, None
         if acceptor is not None:
-            acceptor.kill(Closed, block=True)
-        if listener is not None:
+            acceptor.stop()
+        elif listener is not None:
             listener.close()
 
     def _cut_all(self, how: str) -> None:  # in a greenlet

@@ -16,8 +16,6 @@ import sys
 import warnings
 from typing import Any, Optional, Union
 
-import gevent
-
 from . import _tls
 from ._base import (
     CLIENT,
@@ -35,9 +33,9 @@ from ._base import (
 )
 from ._checks import as_bytes, check_callable, check_port, check_tag, check_unix_path
 from ._framing import Prefixed, ReadRequest, make_request
-from ._listener import accept_forever, bind_listener
+from ._listener import Acceptor, bind_listener
 from ._loop import _get_ident
-from ._stream import LOCAL_CLOSE, Closed, Stream, WriteCallback
+from ._stream import LOCAL_CLOSE, Stream, WriteCallback
 
 Message = Union[bytes, bytearray, memoryview, str]
 ReadDelimiter = Union[int, bytes, str, "re.Pattern[bytes]", Prefixed]
@@ -187,9 +185,7 @@ class Socket(SocketCore):
         self._listener = listener
         self._unix_path = path
         self._mode = SERVER
-        self._acceptor = gevent.spawn(
-            accept_forever, listener, lambda: self._listener is listener, self._accepted
-        )
+        self._acceptor = Acceptor(listener, lambda: self._listener is listener, self._accepted)
 
     def _accepted(self, conn: socket.socket) -> None:
         client = Socket(self._callback, _parent=self)
@@ -224,12 +220,12 @@ class Socket(SocketCore):
         """
         if (
             self._lane == _get_ident()
+            and self._lane_data is None
             and delimiter is self._lane_delim
             and (tag is self._lane_tag or type(tag) is int)
         ):
             # A read callback queueing its next delimiter read (see _run_lane): complete it at
             # once from the buffer, as a push would, and hand it back to the lane.
-            self._lane = 0
             queue = self._lane_queue
             index = queue._lines_next
             if index < queue._lines_last and delimiter is queue._lines_delim:
@@ -436,9 +432,9 @@ class Socket(SocketCore):
     def _close_server(self) -> None:
         listener, self._listener = self._listener, None
         acceptor, self._acceptor = self._acceptor, None
-        if acceptor is not None and acceptor is not gevent.getcurrent():
-            acceptor.kill(Closed, block=False)
-        if listener is not None:
+        if acceptor is not None:
+            acceptor.stop()  # closes the listener after stopping the loop's watcher on it
+        elif listener is not None:
             listener.close()
         for client in list(self._clients):
             if client._stream is not None:

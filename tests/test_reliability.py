@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -327,3 +329,35 @@ def test_server_keeps_accepting_after_running_out_of_descriptors(tmp_path: Any) 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("accepted")
+
+
+_LISTENER_CYCLES = """
+import pytest_hsocket as hsocket
+from pytest_hsocket._pool import ServerPool
+
+pool = ServerPool()
+for _ in range(3000):
+    first = pool.start()
+    first.close()  # the test closes a pooled server: its listener must close safely
+    pool.release(first)
+    second = pool.start()
+    pool.release(second)
+    hsocket.server(0, lambda data, tag: None).disconnect()
+pool.close()
+print("survived")
+"""
+
+
+def test_closing_listeners_never_aborts_the_process(tmp_path: Path) -> None:
+    # A listener closed while the loop still watched its descriptor made libev abort the
+    # whole process (an epoll_modify assertion) once the number was reused; in a child, so a
+    # regression fails this test instead of killing the run.
+    import subprocess
+
+    script = tmp_path / "cycles.py"
+    script.write_text(_LISTENER_CYCLES)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert "epoll_modify" not in result.stderr
+    assert (result.returncode, result.stdout.strip()) == (0, "survived"), result.stderr[-2000:]
