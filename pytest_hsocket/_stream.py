@@ -99,7 +99,7 @@ class Stream(StreamWriter):
         self.connected = False
         self.closed = False
         self.eof = False
-        self._reader: Any = None
+        self._reading = False
         self._writer: Any = None
         self._connector: Any = None
         self._read_watcher: Any = None
@@ -187,7 +187,7 @@ class Stream(StreamWriter):
             owner._stream_connected(self)
         if self.closed:
             return
-        self._reader = gevent.spawn(self._read_loop)
+        self._start_reading()
         if self._writes:
             self._writer = gevent.spawn(self._write_loop)
         self._arm_read_timer()
@@ -206,59 +206,62 @@ class Stream(StreamWriter):
             self._arm_read_timer()
             if self.eof:
                 self._check_eof()
-            elif self._reader is None and not self.closed:
-                # The reader paused at the high-water mark with no read pending.
-                self._reader = gevent.spawn(self._read_loop)
+            elif not self._reading and not self.closed:
+                # Reading paused at the high-water mark with no read pending.
+                self._start_reading()
 
     def resume_reading(self) -> None:
-        """Restart a reader stopped at the high-water mark once the buffer is under the low."""
+        """Read again, if reading stopped at the high-water mark and the buffer is under the
+        low-water mark."""
         if (
-            self._reader is None
+            not self._reading
             and not self.eof
             and not self.closed
             and self.sock is not None
             and self.queue.buffered < LOW_WATER
         ):
-            self._reader = gevent.spawn(self._read_loop)
+            self._start_reading()
 
-    def _read_loop(self) -> None:
+    def _start_reading(self) -> None:
+        self._reading = True
+        self._read_watcher.start(self._on_readable)
+
+    def _stop_reading(self) -> None:
+        self._reading = False
+        if self._read_watcher is not None:
+            self._read_watcher.stop()
+
+    def _on_readable(self) -> None:
+        # The read watcher's callback, in the hub: no greenlet (nor its saved stack) per
+        # connection, and no switch per message. One chunk per wake-up: the watcher fires
+        # again on the loop's next turn while more is waiting, after the callbacks of what
+        # completed ran, so the buffer stays near one chunk and other connections get a turn.
         sock = self.sock
-        assert sock is not None
+        if self.closed or sock is None:
+            return
         queue = self.queue
-        wait = self._hub.wait
-        watcher = self._read_watcher
-        chunk, view = _SCRATCH, _SCRATCH_VIEW
+        if queue.buffered >= HIGH_WATER and not queue.pending:
+            # Leave the rest in the kernel (as the original does) until a read asks.
+            self._stop_reading()
+            return
         try:
-            while not self.closed:
-                if queue.buffered >= HIGH_WATER and not queue.pending:
-                    # Leave the rest in the kernel (as the original does) until a read asks.
-                    self._reader = None
-                    return
-                try:
-                    n = sock.recv_into(chunk)
-                except (BlockingIOError, InterruptedError):
-                    wait(watcher)
-                    continue
-                if n == 0:
-                    self._reader = None
-                    self._received_eof()
-                    return
-                self._received(view[:n])  # copied before anything can switch greenlets
-                if n == RECV_SIZE:
-                    # More is waiting: let the callbacks of what completed (and the loop's
-                    # other connections) run first, so the buffer stays near one chunk
-                    # instead of growing and shrinking by megabytes (costly reallocations).
-                    gevent.sleep(0)
-                elif not self.closed and self._reader is not None:
-                    # A short read emptied the kernel's buffer: wait until more arrives
-                    # rather than try a recv that fails (a system call and an exception).
-                    wait(watcher)
-        except Closed:
-            pass
+            n = sock.recv_into(_SCRATCH)
+        except (BlockingIOError, InterruptedError):
+            return
         except OSError as exc:
-            if not self.closed:
-                self._reader = None
-                self.close(reason_of(exc), error=True)
+            self._stop_reading()
+            self.close(reason_of(exc), error=True)
+            return
+        try:
+            if n == 0:
+                self._stop_reading()
+                self._received_eof()
+            else:
+                self._received(_SCRATCH_VIEW[:n])  # copied before anything can switch
+        except Exception as exc:  # a bug here must end this connection, not the loop's turn
+            log.exception("internal error reading from %r", self)
+            self._stop_reading()
+            self.close(f"internal error: {exc!r}", error=True)
 
     def pull_now(self) -> int:
         """Read at once whatever the kernel holds (without waiting); return the byte count.
@@ -320,7 +323,7 @@ class Stream(StreamWriter):
         if self.eof:
             self._check_eof()
         else:
-            if self._reader is None:
+            if not self._reading:
                 self.resume_reading()
             if self._timer is not None:
                 self._timed = None  # the timed read completed: the next one gets its own timer
@@ -415,11 +418,14 @@ class Stream(StreamWriter):
         lost = [r for r in lost if r.matcher != BARRIER]
         sock = self.sock
         if sock is not None:
-            self._hub.cancel_waits_close_and_then(
-                [self._read_watcher, self._write_watcher], Closed, sock.close
-            )
+            # The read watcher has a plain callback (no greenlet waits on it): close it now.
+            # The writer greenlet may wait on the other: it gets Closed before the socket closes.
+            self._reading = False
+            if self._read_watcher is not None:
+                self._read_watcher.close()
+            self._hub.cancel_waits_close_and_then([self._write_watcher], Closed, sock.close)
             self._read_watcher = self._write_watcher = None
-        self._reader = self._writer = None
+        self._writer = None
         owner = self._owner_ref()
         if owner is not None:
             owner._stream_closed(self, reason, unread, lost, error)
