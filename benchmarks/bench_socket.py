@@ -9,8 +9,9 @@ Run it from the repository root, with the package importable::
 Every figure is the median of ``--repeat`` runs (3 at least) and is printed as a table of
 ``figure, ours, peer, ours/peer``; ``--json`` writes the same rows plus every sample. The runs
 of the receivers compared on one workload are interleaved (ours, peer, peer, ours, ...), so a
-slow spell of the machine hits all of them alike; before the first size of a workload, each
-receiver runs once untimed on a tenth of it (a process's first run pays for start-up).
+slow spell of the machine hits all of them alike; before the first size of the lines, each
+receiver runs once untimed on a tenth of it (a process's first run pays for start-up; not
+before bulk, where a warm-up leaves glibc's allocator in a state that slows asyncio 5x).
 While it runs, one line per measurement shows the median time, MB/s, µs per message, the
 receiving process's CPU time over wall time (``cpu``: near 100 % = the receiver is the
 bottleneck; well below = it waited for the sender or the kernel) and every sample.
@@ -538,7 +539,9 @@ def run(args: argparse.Namespace, sender: Sender) -> tuple[list[Row], list[Measu
                 framing,
                 count * scale,
                 repeat,
-                warm_up=scale == 1,
+                # Lines only: a bulk warm-up changes the allocator's state (glibc's mmap
+                # threshold) for the whole process, which made asyncio's bulk 5x slower.
+                warm_up=scale == 1 and name == "lines",
             )
             if base is None:
                 base = ours

@@ -1,9 +1,10 @@
 """One connected byte stream on the socket loop: the I/O side of a TCP or Unix connection.
 
-A :class:`Stream` owns a non-blocking OS socket, a reader greenlet that always has a ``recv``
-outstanding (so data is buffered early and a peer close is noticed with no read pending), a
-writer that sends inline when the kernel takes the bytes and otherwise from a greenlet, the
-:class:`~pytest_hsocket._framing.ReadQueue`, and the per-operation timers. It reports to its
+A :class:`Stream` owns a non-blocking OS socket; a read watcher whose callback receives as soon
+as bytes arrive, read or not (so data is buffered early and a peer close is noticed with no
+read pending; no greenlet, so no saved stack per connection); a writer that sends inline when
+the kernel takes the bytes and otherwise from a greenlet; the
+:class:`~pytest_hsocket._framing.ReadQueue`; and the per-operation timers. It reports to its
 owner (the public socket) through four methods; it never calls user code itself.
 
 Every method here runs on the loop thread.
