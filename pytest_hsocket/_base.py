@@ -12,7 +12,7 @@ import logging
 import socket
 import ssl
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, cast
 
 import gevent
 
@@ -396,8 +396,9 @@ class SocketCore:
             self._tap("closed", unread, lost[0].tag if lost else -1, reason)
         if self._mode == CLIENT:
             parent = self.parent
-            if parent is not None and self in parent._clients:
-                parent._clients.remove(self)
+            me = cast("Socket", self)  # a client connection is always a Socket
+            if parent is not None and me in parent._clients:
+                parent._clients.remove(me)
         else:
             self._mode = IDLE
         if was_connecting:
