@@ -19,8 +19,9 @@ import gevent
 from . import _info
 from ._checks import check_callable, check_timeout
 from ._errors import CallbackError, raise_first
-from ._framing import Completed, ReadRequest, _completed
+from ._framing import Completed, ReadRequest
 from ._loop import CallbackQueue, SocketLoop, get_loop
+from ._reads import _completed
 from ._stream import PEER_CLOSED, Stream, WriteCallback
 
 if TYPE_CHECKING:
