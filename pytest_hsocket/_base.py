@@ -289,7 +289,14 @@ class SocketCore:
                         "read (tag %d) completed with no callback set: %r dropped", tag, data
                     )
                     continue
-                if lane_ok and index == len(batch) and not stream.closed:  # type: ignore[union-attr]
+                if (
+                    lane_ok
+                    and index == len(batch)
+                    and not stream.closed  # type: ignore[union-attr]
+                    and stream.queue._buf  # type: ignore[union-attr]
+                ):
+                    # Only with bytes buffered: a request/response peer's next line is not
+                    # there yet, and the lane would only be set up to find nothing.
                     self._run_lane(owner, fn, data, tag, batch, index, stream)  # type: ignore[arg-type]
                     continue
                 try:
