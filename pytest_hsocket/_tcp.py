@@ -11,12 +11,10 @@ import contextlib
 import os
 import re
 import socket
-import ssl
 import sys
 import warnings
 from typing import Any, Optional, Union
 
-from . import _tls
 from ._base import (
     CLIENT,
     CONNECTING,
@@ -27,7 +25,6 @@ from ._base import (
     ConnectHook,
     DisconnectHook,
     ReadCallback,
-    SocketCore,
     Tap,
     log,
 )
@@ -36,6 +33,7 @@ from ._framing import Prefixed, ReadRequest, make_request
 from ._listener import Acceptor, bind_listener
 from ._loop import _get_ident
 from ._stream import LOCAL_CLOSE, Stream, WriteCallback
+from ._tcp_tls import TlsStart
 
 Message = Union[bytes, bytearray, memoryview, str]
 ReadDelimiter = Union[int, bytes, str, "re.Pattern[bytes]", Prefixed]
@@ -57,7 +55,7 @@ __all__ = [
 ]
 
 
-class Socket(SocketCore):
+class Socket(TlsStart):
     """An asynchronous TCP or Unix-domain socket with hs.socket's API.
 
     Reads are queued with a delimiter or a byte count and a tag; each completed read calls the
@@ -332,80 +330,6 @@ class Socket(SocketCore):
         if stream is None or stream.closed:
             return
         stream.push_write(memoryview(data), tag, fn, self._timeout)
-
-    # -- TLS -------------------------------------------------------------------------------
-
-    def start_tls(
-        self,
-        verify: Union[bool, str] = True,
-        peer_name: Optional[str] = None,
-        *,
-        context: Optional[ssl.SSLContext] = None,
-    ) -> Optional[Socket]:
-        """Upgrade the connection to TLS once the reads and writes queued before it are done.
-
-        On a connection you opened this is the client side: by default the peer's chain must be
-        trusted (the system store, or ``context``'s) *and* its certificate must name
-        ``peer_name`` or the host given to ``connect``. On a connection a server accepted it
-        is the server side (STARTTLS), and on a listening socket every client it accepts from
-        now on speaks TLS from its first byte; both need ``context`` with a certificate.
-        If negotiation fails the socket disconnects, with the reason logged.
-
-        Args:
-            verify: False accepts any certificate and name (self-signed peers). A str is taken
-                as ``peer_name``, as in the original's ``startTLS(peerName)``.
-            peer_name: The name the certificate must carry.
-            context: The ``ssl.SSLContext`` to use; a fresh default one otherwise.
-        Returns:
-            This socket, or ``None`` with an ERROR log if it was never connected.
-        Raises:
-            TypeError: If ``verify``, ``peer_name`` or ``context`` has the wrong type.
-            ValueError: If a server side has no ``context``, or a name cannot be checked.
-        """
-        if isinstance(verify, str):
-            peer_name = verify
-            verify = True
-        if not isinstance(verify, bool):
-            raise TypeError(f"start_tls() verify must be a bool or a peer name, not {verify!r}")
-        if peer_name is not None and not isinstance(peer_name, str):
-            raise TypeError(f"start_tls() peer_name must be a str, not {peer_name!r}")
-        if context is not None and not isinstance(context, ssl.SSLContext):
-            raise TypeError(f"start_tls() context must be an ssl.SSLContext, not {context!r}")
-        if self._mode in (SERVER, CLIENT):
-            if context is None:
-                raise ValueError(
-                    "start_tls() on a server side needs context= with a certificate, "
-                    "e.g. trustme.CA().issue_cert('localhost').configure_cert(ctx)"
-                )
-            if self._mode == SERVER:
-                self._accept_tls = context
-                return self
-            self._loop.call(self._push_tls, context, True, None)
-            return self
-        if self._mode == IDLE:
-            log.error("Unable to start TLS: the socket is not connected; call connect() first")
-            return None
-        if context is None:
-            context = _tls.client_context(verify)
-        name = peer_name or self._host or None
-        if context.check_hostname and not name:
-            raise ValueError(
-                "start_tls() cannot check the certificate's name on a Unix socket: "
-                "pass peer_name=, or verify=False"
-            )
-        self._loop.call(self._push_tls, context, False, name)
-        return self
-
-    startTLS = start_tls
-
-    def _push_tls(self, context: ssl.SSLContext, server_side: bool, name: Optional[str]) -> None:
-        stream = self._stream
-        if (
-            stream is not None
-            and not stream.closed
-            and not stream.start_tls(context, server_side, name)
-        ):
-            log.debug("TLS is already on or queued: start_tls() ignored")
 
     # -- disconnecting -----------------------------------------------------------------------
 
