@@ -8,12 +8,10 @@ import ssl
 import time
 from typing import Callable, Optional, Union
 
-import gevent
-
 from ._errors import HSocketError, InvalidThreadUseError
 from ._fragment import Fragmenter
-from ._framing import AVAILABLE, ReadRequest
 from ._info import endpoint
+from ._mockserver_play import ContextSource, ScriptPlayer, _Connection
 from ._record import (
     PathLike,
     RecordEntry,
@@ -22,14 +20,11 @@ from ._record import (
     recording_from_transcripts,
     scripts_from_recording,
 )
-from ._script import Action, Conversation, MatchSpec, Rule, Script
+from ._script import MatchSpec, Rule, Script
 from ._sync import Gate
-from ._tcp import ReadCallback, Socket, Tap
+from ._tcp import ReadCallback, Socket
 from ._transcript import Entry, TaggedBytes, Transcript, brief, diff
 from ._where import LocalAddress
-
-ContextSource = Union[ssl.SSLContext, Callable[[], ssl.SSLContext]]
-"""An ``ssl.SSLContext``, or a function that makes one when first needed."""
 
 
 class ExpectationError(HSocketError, AssertionError):
@@ -46,17 +41,7 @@ def raise_problems(
         raise ExpectationError("\n".join(lines))
 
 
-class _Connection:
-    __slots__ = ("client", "conversation", "index", "transcript")
-
-    def __init__(self, index: int, client: Socket, transcript: Transcript) -> None:
-        self.index = index
-        self.client = client
-        self.transcript = transcript
-        self.conversation: Optional[Conversation] = None
-
-
-class MockServer(Socket, LocalAddress):
+class MockServer(ScriptPlayer, LocalAddress):
     """A listening hs.socket server that answers clients from a script.
 
     Script it with ``expect(...)`` rules (``respond``, ``delay``, ``close``, ``reset``,
@@ -236,86 +221,6 @@ class MockServer(Socket, LocalAddress):
     def transcripts(self) -> list[Transcript]:
         """The transcript of every connection so far, in order."""
         return [conn.transcript for conn in self._connections]
-
-    # -- playing the script (on the loop) ---------------------------------------------------
-
-    def _new_connection(self, client: Socket) -> Tap:
-        conn = _Connection(
-            len(self._connections) + 1,
-            client,
-            Transcript(f"{self.name} connection {len(self._connections) + 1}"),
-        )
-        conn.transcript.listener = self.transcript_listener
-        conn.transcript.record("connected")
-        self._connections.append(conn)
-        self._by_client[client] = conn
-        return conn.transcript
-
-    def _begin(self, client: Socket) -> None:
-        conn = self._by_client.get(client)
-        if conn is None or self._driven_by_user:
-            return
-        conn.conversation = Conversation(self._scripts.get(conn.index, self.script))
-        self._perform(conn, conn.conversation.start())
-        client._push_read(ReadRequest(AVAILABLE))
-
-    def _on_data(self, data: bytes, tag: int, client: Socket) -> None:
-        conn = self._by_client.get(client)
-        if conn is None or conn.conversation is None:
-            return
-        self._perform(conn, conn.conversation.feed(data))
-        if conn.conversation.derailed and self.off_script != "keep" and client._stream is not None:
-            # Fail fast: a client waiting for an answer that will never come sees the end now.
-            conn.transcript.record("off script", note=f"connection {self.off_script}")
-            if self.off_script == "reset":
-                client._stream.reset()
-            else:
-                client._stream.finish()
-            return
-        if not conn.conversation.ended:
-            client._push_read(ReadRequest(AVAILABLE))  # a stalled one reads nothing more
-
-    def _perform(self, conn: _Connection, actions: list[Action]) -> None:
-        client = conn.client
-        for action in actions:
-            stream = client._stream
-            if action.kind == "matched":
-                conn.transcript.record("matched", note=action.note)
-            elif action.kind == "send":
-                fragmenter = self.fragmenter
-                if fragmenter is None:
-                    client.write(action.data)
-                    continue
-                pieces = fragmenter.cut(action.data)
-                for index, piece in enumerate(pieces):
-                    if index:
-                        gevent.sleep(fragmenter.pause)  # a separate recv() for each piece
-                    client.write(piece)
-            elif action.kind == "delay":
-                gevent.sleep(action.seconds)
-            elif stream is None:
-                return
-            elif action.kind == "close":
-                stream.finish()
-            elif action.kind == "reset":
-                stream.reset()
-            elif action.kind == "start_tls":
-                self._server_tls(client)
-            elif action.kind == "half_close":
-                stream.half_close()
-            elif action.kind == "stall":
-                conn.transcript.record("stalled")
-
-    def _server_tls(self, client: Socket) -> None:
-        if self.tls_context is None:
-            conn = self._by_client.get(client)
-            if conn is not None and conn.conversation is not None:
-                conn.conversation.errors.append(
-                    HSocketError("a start_tls() step needs the server's tls_context set")
-                )
-            return
-        context = self.tls_context
-        client.start_tls(context=context if isinstance(context, ssl.SSLContext) else context())
 
     def received(self, connection: Optional[int] = None) -> TaggedBytes:
         """Return the bytes clients sent (all connections joined, or the n-th, 1-based).

@@ -19,7 +19,7 @@ from ._checks import check_timeout
 from ._errors import ConnectionClosed, InvalidThreadUseError, ReadTimeout
 from ._framing import ReadRequest, make_request
 from ._loop import _allocate_lock, get_loop
-from ._mockserver import ContextSource
+from ._mockserver_play import ContextSource
 from ._stream import CONNECT_TIMEOUT, PEER_CLOSED, Stream, os_socket
 from ._sync import Gate
 from ._tcp import ReadCallback, ReadDelimiter, Socket

@@ -1,0 +1,126 @@
+"""How a mock server plays its script: one conversation per connection, on the loop.
+
+The sans-IO part (matching bytes against rules, deciding what to do) is ``_script``'s
+``Conversation``; this is the thin layer that feeds it what a connection received and
+performs what it returns (send, delay, close, reset, STARTTLS, ...).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Callable, Optional, Union
+
+import gevent
+
+from ._errors import HSocketError
+from ._fragment import Fragmenter
+from ._framing import AVAILABLE, ReadRequest
+from ._script import Action, Conversation, Script
+from ._tcp import Socket, Tap
+from ._transcript import Entry, Transcript
+
+ContextSource = Union[ssl.SSLContext, Callable[[], ssl.SSLContext]]
+"""An ``ssl.SSLContext``, or a function that makes one when first needed."""
+
+
+class _Connection:
+    __slots__ = ("client", "conversation", "index", "transcript")
+
+    def __init__(self, index: int, client: Socket, transcript: Transcript) -> None:
+        self.index = index
+        self.client = client
+        self.transcript = transcript
+        self.conversation: Optional[Conversation] = None
+
+
+class ScriptPlayer(Socket):
+    """The script-playing half of ``MockServer`` (which sets these attributes up)."""
+
+    name: str
+    script: Script
+    tls_context: Optional[ContextSource]
+    off_script: str
+    fragmenter: Optional[Fragmenter]
+    transcript_listener: Optional[Callable[[Transcript, Entry], object]]
+    _scripts: dict[int, Script]
+    _connections: list[_Connection]
+    _by_client: dict[Socket, _Connection]
+    _driven_by_user: bool
+
+    def _new_connection(self, client: Socket) -> Tap:
+        conn = _Connection(
+            len(self._connections) + 1,
+            client,
+            Transcript(f"{self.name} connection {len(self._connections) + 1}"),
+        )
+        conn.transcript.listener = self.transcript_listener
+        conn.transcript.record("connected")
+        self._connections.append(conn)
+        self._by_client[client] = conn
+        return conn.transcript
+
+    def _begin(self, client: Socket) -> None:
+        conn = self._by_client.get(client)
+        if conn is None or self._driven_by_user:
+            return
+        conn.conversation = Conversation(self._scripts.get(conn.index, self.script))
+        self._perform(conn, conn.conversation.start())
+        client._push_read(ReadRequest(AVAILABLE))
+
+    def _on_data(self, data: bytes, tag: int, client: Socket) -> None:
+        conn = self._by_client.get(client)
+        if conn is None or conn.conversation is None:
+            return
+        self._perform(conn, conn.conversation.feed(data))
+        if conn.conversation.derailed and self.off_script != "keep" and client._stream is not None:
+            # Fail fast: a client waiting for an answer that will never come sees the end now.
+            conn.transcript.record("off script", note=f"connection {self.off_script}")
+            if self.off_script == "reset":
+                client._stream.reset()
+            else:
+                client._stream.finish()
+            return
+        if not conn.conversation.ended:
+            client._push_read(ReadRequest(AVAILABLE))  # a stalled one reads nothing more
+
+    def _perform(self, conn: _Connection, actions: list[Action]) -> None:
+        client = conn.client
+        for action in actions:
+            stream = client._stream
+            if action.kind == "matched":
+                conn.transcript.record("matched", note=action.note)
+            elif action.kind == "send":
+                fragmenter = self.fragmenter
+                if fragmenter is None:
+                    client.write(action.data)
+                    continue
+                pieces = fragmenter.cut(action.data)
+                for index, piece in enumerate(pieces):
+                    if index:
+                        gevent.sleep(fragmenter.pause)  # a separate recv() for each piece
+                    client.write(piece)
+            elif action.kind == "delay":
+                gevent.sleep(action.seconds)
+            elif stream is None:
+                return
+            elif action.kind == "close":
+                stream.finish()
+            elif action.kind == "reset":
+                stream.reset()
+            elif action.kind == "start_tls":
+                self._server_tls(client)
+            elif action.kind == "half_close":
+                stream.half_close()
+            elif action.kind == "stall":
+                conn.transcript.record("stalled")
+
+    def _server_tls(self, client: Socket) -> None:
+        if self.tls_context is None:
+            conn = self._by_client.get(client)
+            if conn is not None and conn.conversation is not None:
+                conn.conversation.errors.append(
+                    HSocketError("a start_tls() step needs the server's tls_context set")
+                )
+            return
+        context = self.tls_context
+        client.start_tls(context=context if isinstance(context, ssl.SSLContext) else context())
