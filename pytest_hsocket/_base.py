@@ -131,6 +131,11 @@ class SocketCore:
         check_callable(fn, "callback")
         self._callback = fn
         self._callback_takes_client = fn is not None and _takes_client(fn)
+        # A read fast lane open now (set_callback inside a read callback) closes: the next
+        # read goes the ordinary way, which refuses it if there is no callback any more.
+        self._lane = 0
+        for client in self._clients:
+            client._lane = 0
         return self
 
     setCallback = set_callback
