@@ -238,12 +238,12 @@ def test_a_disconnect_early_in_a_batch_leaves_the_rest_of_it_deliverable(cleanup
 
 def test_a_read_after_the_callback_is_cleared_keeps_its_bytes(cleanup: Any) -> None:
     clients: list[hsocket.Socket] = []
-    server_box: list[hsocket.Socket] = []
     gone = Signal()
 
     def stop_at_three(data: bytes, tag: int, client: hsocket.Socket) -> None:
         if data == LINES[2]:
-            server_box[0].set_callback(None)
+            assert client.parent is not None
+            client.parent.set_callback(None)  # the server's callback, from inside it
             assert client.read(b"\n", 1) is None  # refused: no callback, nothing taken
             client.disconnect()
         else:
@@ -255,9 +255,7 @@ def test_a_read_after_the_callback_is_cleared_keeps_its_bytes(cleanup: Any) -> N
         client.read(b"\n", 1)
 
     recorder = Recorder(stop_at_three, until=3)
-    server, peer = _serve(recorder, first, b"".join(LINES[:10]))
-    server_box.append(server)
-    cleanup((server, peer))
+    cleanup(_serve(recorder, first, b"".join(LINES[:10])))
     assert recorder.wait() == [(line, 1) for line in LINES[:3]]
     gone.wait()
     assert clients[0].unread == b"".join(LINES[3:10])
