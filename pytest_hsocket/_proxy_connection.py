@@ -24,7 +24,7 @@ import gevent.event
 from ._faults import DIRECTIONS, DOWNSTREAM, UPSTREAM
 from ._pipe import CLOSE, RESET, Drop, End, Finish, Pipe, Send, Wait
 from ._proxy_common import io_watchers, stop_greenlets
-from ._sockets import Closed, await_connect, os_socket
+from ._sockets import Closed, connect_first
 
 if TYPE_CHECKING:
     from ._proxy import FaultProxy
@@ -109,20 +109,10 @@ class Connection:
         last: Union[OSError, str] = "no address"
         try:
             with gevent.Timeout(proxy.connect_timeout):
-                for family, sockaddr in proxy._addresses:
-                    sock = os_socket(family, socket.SOCK_STREAM)
-                    try:
-                        sock.setblocking(False)
-                        await_connect(self._hub, sock, sockaddr)
-                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    except OSError as exc:
-                        sock.close()
-                        last = exc
-                        continue
-                    except BaseException:
-                        sock.close()
-                        raise
-                    return sock
+                if proxy._addresses:
+                    return connect_first(self._hub, proxy._addresses, nodelay=True)
+        except OSError as exc:
+            last = exc
         except gevent.Timeout:
             last = f"no answer within {proxy.connect_timeout} s"
         log.warning(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from gevent import GreenletExit, monkey
@@ -53,3 +54,35 @@ def await_connect(hub: Any, sock: socket.socket, addr: Any) -> None:
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if err not in (0, errno.EISCONN):
         raise OSError(err, os.strerror(err))
+
+
+def connect_first(
+    hub: Any, candidates: Iterable[tuple[int, Any]], *, nodelay: bool = False
+) -> socket.socket:
+    """Connect a non-blocking TCP (or Unix) socket to the first ``(family, address)`` of
+    ``candidates`` that accepts, waiting on the hub (in a greenlet on the loop).
+
+    Args:
+        nodelay: Also set ``TCP_NODELAY`` (a failure there counts as that candidate's).
+    Returns:
+        The connected socket.
+    Raises:
+        OSError: The last candidate's error (``ECONNREFUSED`` if there was none).
+    """
+    last = OSError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
+    for family, address in candidates:
+        sock = os_socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await_connect(hub, sock, address)
+            if nodelay:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise last

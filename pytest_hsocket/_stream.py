@@ -13,9 +13,7 @@ Every method here runs on the loop thread.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import os
 import socket
 import ssl
 import struct
@@ -40,7 +38,7 @@ from ._sockets import (
     WRITE_TIMEOUT,
     Closed,
     WriteCallback,
-    await_connect,
+    connect_first,
     os_socket,
 )
 from ._stream_write import StreamWriter
@@ -129,24 +127,10 @@ class Stream(StreamWriter):
         timer = gevent.Timeout(timeout) if timeout >= 0 else None
         if timer is not None:
             timer.start()
-        last: BaseException = OSError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
         try:
-            for fam, addr in self._candidates(family, addresses):
-                sock = os_socket(fam, socket.SOCK_STREAM)
-                sock.setblocking(False)
-                try:
-                    await_connect(self._hub, sock, addr)
-                except OSError as exc:
-                    sock.close()
-                    last = exc
-                    continue
-                except BaseException:
-                    sock.close()
-                    raise
-                self._connector = None
-                self.attach(sock)
-                return
-            self._fail_connect(reason_of(last))
+            sock = connect_first(self._hub, self._candidates(family, addresses))
+            self._connector = None
+            self.attach(sock)
         except gevent.Timeout as exc:
             if exc is not timer:
                 raise
