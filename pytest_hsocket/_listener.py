@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import stat
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import gevent
 from gevent import monkey
@@ -87,11 +88,30 @@ def _bind_unix(path: str) -> socket.socket:
     return sock
 
 
+def accept_one(listener: socket.socket) -> socket.socket:
+    """Accept one waiting connection: non-blocking, with ``TCP_NODELAY`` on TCP.
+
+    Raises:
+        BlockingIOError: If none is waiting.
+        OSError: As ``accept`` (e.g. out of descriptors).
+    """
+    # Built from the class captured at import, not socket.socket: pytest-socket's
+    # --disable-socket swaps that global, and accept() would go through it.
+    fd, _ = listener._accept()  # type: ignore[attr-defined]
+    conn = os_socket(listener.family, listener.type, listener.proto, fileno=fd)
+    conn.setblocking(False)
+    if listener.family != getattr(socket, "AF_UNIX", None):
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
+
+
 class Acceptor:
     """The accept loop of one listener: a greenlet on the socket loop that accepts connections
-    (non-blocking, TCP_NODELAY) and hands each to ``on_accept`` while ``still_listening()``.
+    (see :func:`accept_one`) and hands each to ``on_accept`` while ``still_listening()``.
 
-    Create it on the loop. :meth:`stop` ends it.
+    With ``lock``, each accept and its ``on_accept`` happen under it (a pooled listener lends
+    itself to one server after another under that lock). Create it on the loop; :meth:`stop`
+    ends it.
     """
 
     def __init__(
@@ -99,8 +119,11 @@ class Acceptor:
         listener: socket.socket,
         still_listening: Callable[[], bool],
         on_accept: Callable[[socket.socket], None],
+        *,
+        lock: Optional[Any] = None,
     ) -> None:
         self.listener = listener
+        self._lock = lock if lock is not None else contextlib.nullcontext()
         self._watcher = gevent.get_hub().loop.io(listener.fileno(), 1)
         self._greenlet = gevent.spawn(self._run, still_listening, on_accept)
 
@@ -123,29 +146,30 @@ class Acceptor:
         hub = gevent.get_hub()
         listener = self.listener
         watcher = self._watcher
-        unix = listener.family == getattr(socket, "AF_UNIX", None)
         try:
             while still_listening():
-                try:
-                    # Built from the class captured at import, not socket.socket: pytest-socket's
-                    # --disable-socket swaps that global, and accept() would go through it.
-                    fd, _ = listener._accept()  # type: ignore[attr-defined]
-                    conn = os_socket(listener.family, listener.type, listener.proto, fileno=fd)
-                except (BlockingIOError, InterruptedError):
+                accepted, error = False, None
+                with self._lock:
+                    try:
+                        conn = accept_one(listener)
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    except OSError as exc:
+                        error = exc
+                    else:
+                        on_accept(conn)
+                        accepted = True
+                if accepted:
+                    continue
+                if error is None:
                     hub.wait(watcher)
                     continue
-                except OSError as exc:
-                    if not still_listening():
-                        return
-                    # Out of descriptors (EMFILE/ENFILE/ENOBUFS): the listener stays, so keep
-                    # going once some are free again instead of leaving clients in the backlog.
-                    log.error("Unable to accept a connection: %s", exc)
-                    gevent.sleep(ACCEPT_RETRY)
-                    continue
-                conn.setblocking(False)
-                if not unix:
-                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                on_accept(conn)
+                if not still_listening():
+                    return
+                # Out of descriptors (EMFILE/ENFILE/ENOBUFS): the listener stays, so keep going
+                # once some are free again instead of leaving clients in the backlog for ever.
+                log.error("Unable to accept a connection: %s", error)
+                gevent.sleep(ACCEPT_RETRY)
         except Closed:
             pass
         finally:

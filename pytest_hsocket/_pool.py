@@ -30,10 +30,9 @@ import gevent
 
 from ._base import SERVER
 from ._errors import InvalidThreadUseError, LoopError
-from ._listener import ACCEPT_RETRY, bind_listener
+from ._listener import Acceptor, accept_one, bind_listener
 from ._loop import RUN_SYNC_TIMEOUT, _allocate_lock, get_loop
 from ._mockserver import MockServer
-from ._sockets import Closed, os_socket
 from ._sync import Gate
 
 log = logging.getLogger(__name__)
@@ -44,89 +43,59 @@ __all__ = ["ServerPool"]
 class _Lease:
     """One pooled listener, its accept loop, and the server it is lent to (or ``None``)."""
 
-    __slots__ = ("acceptor", "closed", "lock", "port", "server", "sock", "watcher")
+    __slots__ = ("acceptor", "closed", "lock", "port", "server", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.port: int = sock.getsockname()[1]
         self.server: Optional[MockServer] = None
-        self.acceptor: Any = None
-        self.watcher: Any = None
+        self.acceptor: Optional[Acceptor] = None
         self.closed = False
-        # Held while a connection is taken from the backlog together with the server it goes
+        # Held while a connection is taken from the backlog and handed to the server it goes
         # to, and while start() drains the backlog and lends the listener: so a connection
         # that was in the backlog before start() can never reach the new server.
         self.lock: Any = _allocate_lock()
 
-    def accept_loop(self) -> None:
-        """Accept connections for whichever server is lent the listener (a greenlet on the
-        loop, for the listener's lifetime); close the ones that come while none is."""
-        hub = gevent.get_hub()
-        sock = self.sock
-        watcher = self.watcher = hub.loop.io(sock.fileno(), 1)
-        try:
-            while not self.closed:
-                with self.lock:
-                    try:
-                        fd, _ = sock._accept()  # type: ignore[attr-defined]
-                    except (BlockingIOError, InterruptedError):
-                        fd = -1
-                    except OSError as exc:
-                        fd, error = -2, exc
-                    server = self.server
-                if fd == -1:
-                    hub.wait(watcher)
-                    continue
-                if fd == -2:
-                    if self.closed or server is None or server._listener is not sock:
-                        return  # the listener was closed (by the pool, or by the test)
-                    # Out of descriptors: keep the listener, try again when some are free.
-                    log.error("Unable to accept a connection: %s", error)
-                    gevent.sleep(ACCEPT_RETRY)
-                    continue
-                conn = os_socket(sock.family, sock.type, sock.proto, fileno=fd)
-                if server is None or server._listener is not sock:
-                    conn.close()
-                    continue
-                conn.setblocking(False)
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                server._accepted(conn)
-        except Closed:
-            pass
-        finally:
-            watcher.close()
+    def start_accepting(self) -> None:
+        """Accept for whichever server is lent the listener, for its lifetime (on the loop)."""
+        if not self.closed:
+            self.acceptor = Acceptor(
+                self.sock, lambda: not self.closed, self._hand_over, lock=self.lock
+            )
+
+    def _hand_over(self, conn: socket.socket) -> None:
+        # Under the lock: to the server lent the listener now, or closed if there is none.
+        server = self.server
+        if server is None or server._listener is not self.sock:
+            conn.close()
+        else:
+            server._accepted(conn)
 
     def take_pending(self, server: MockServer) -> None:
         """Hand ``server`` every connection waiting in the backlog now (on the loop): a client
         the test connected just before its end is the test's, though the accept loop has not
         had its turn yet."""
-        sock = self.sock
         with self.lock:
             if self.server is not server or self.closed:
                 return
             while True:
                 try:
-                    fd, _ = sock._accept()  # type: ignore[attr-defined]
+                    conn = accept_one(self.sock)
                 except OSError:
                     return
-                conn = os_socket(sock.family, sock.type, sock.proto, fileno=fd)
-                conn.setblocking(False)
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 server._accepted(conn)
 
     def stop(self) -> None:
         """Stop accepting and close the listener (on the loop); idempotent.
 
-        The watcher stops before the descriptor closes (see ``Acceptor.stop``). It is also
-        what a lent server's ``_acceptor.stop()`` does when the test closes the server.
+        It is also what a lent server's ``_acceptor.stop()`` does when the test closes the
+        server.
         """
         self.closed = True
         self.server = None
-        if self.watcher is not None:
-            self.watcher.stop()
         acceptor, self.acceptor = self.acceptor, None
-        if acceptor is not None and acceptor is not gevent.getcurrent():
-            acceptor.kill(Closed, block=False)
+        if acceptor is not None:
+            acceptor.stop(close_listener=False)  # the watcher stops before the close below
         with contextlib.suppress(OSError):
             self.sock.close()
 
@@ -170,7 +139,7 @@ class ServerPool:
             lease = self._idle.pop()
         else:
             lease = _Lease(bind_listener(self.HOST, 0, ""))  # a plain OS socket: no loop needed
-            self._loop.call(self._start_accepting, lease)
+            self._loop.call(lease.start_accepting)
         server = MockServer(name=name, wait_timeout=wait_timeout)
         # The loop does not know this object yet: set it up here; it is lent (under the
         # lease's lock, after the backlog is emptied) only once it is ready to accept.
@@ -183,11 +152,6 @@ class ServerPool:
             lease.server = server
         self._lent[id(server)] = lease
         return server
-
-    @staticmethod
-    def _start_accepting(lease: _Lease) -> None:
-        if not lease.closed:
-            lease.acceptor = gevent.spawn(lease.accept_loop)
 
     def owns(self, server: MockServer) -> bool:
         """Whether ``server`` was started by this pool and not yet released."""
