@@ -278,8 +278,8 @@ class SocketCore:
         owner = self.parent or self
         index = 0
         debug = log.isEnabledFor(logging.DEBUG)  # once a batch: free when DEBUG is off
-        stream = self._stream
-        lane_ok = stream is not None and self._tap is None and not debug and self._plain_push
+        # The stream the read fast lane may run on (see _run_lane), or None.
+        lane = self._stream if self._tap is None and not debug and self._plain_push else None
         try:
             while index < len(batch):  # the batch may grow while its callbacks run
                 data, tag = batch[index]
@@ -295,14 +295,14 @@ class SocketCore:
                     )
                     continue
                 if (
-                    lane_ok
+                    lane is not None
                     and index == len(batch)
-                    and not stream.closed  # type: ignore[union-attr]
-                    and stream.queue._buf  # type: ignore[union-attr]
+                    and not lane.closed
+                    and lane.queue.buffered
                 ):
                     # Only with bytes buffered: a request/response peer's next line is not
                     # there yet, and the lane would only be set up to find nothing.
-                    self._run_lane(owner, fn, data, tag, batch, index, stream)  # type: ignore[arg-type]
+                    self._run_lane(owner, fn, data, tag, batch, index, lane)
                     continue
                 try:
                     if owner._callback_takes_client:
