@@ -132,18 +132,20 @@ class TestClient(Socket):
         # once), then hand the socket to the loop; the loop's own connect takes a greenlet and
         # two more turns of the loop.
         sock = os_socket(family, socket.SOCK_STREAM)
+        late = False
         try:
             sock.setblocking(False)
             error = sock.connect_ex((host, port))
             if error in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
-                _select([], [sock], [], timeout)
-                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                _, ready, _ = _select([], [sock], [], timeout)
+                # Not writable in time: still in progress, where SO_ERROR would read 0.
+                late = not ready
+                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if ready else error
         except BaseException:
             sock.close()
             raise
-        if error not in (0, errno.EISCONN):
+        if late or error not in (0, errno.EISCONN):
             sock.close()
-            late = error in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN)
             reason = CONNECT_TIMEOUT if late else os.strerror(error)
             log.warning("TCP socket disconnected: %s", reason)
             self.last_disconnect_reason = reason

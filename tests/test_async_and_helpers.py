@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -99,3 +100,19 @@ def test_clients_closed_before_the_loop_takes_them_over(hsock_server: MockServer
     for client in clients:
         client.disconnect()  # most before the loop got to them: no socket may leak
     assert not any(client.connected() for client in clients)
+
+
+def test_a_client_whose_connect_hangs_times_out() -> None:
+    # A listener with a full backlog (listen(0), one connection waiting) ignores the next SYN:
+    # that connect is still in progress when open() gives up, which must not count as made.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    waiting = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    try:
+        with pytest.raises(ConnectionError, match=r"within 0\.3 s"):
+            TestClient.open("127.0.0.1", port, wait_timeout=0.3)
+    finally:
+        waiting.close()
+        listener.close()
