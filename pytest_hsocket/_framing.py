@@ -42,23 +42,20 @@ _WINDOW_MAX = 64 * 1024
 (a protocol that mixes reads copies little) and doubles while takes keep using it up."""
 
 
-def _split(data: bytes, delimiter: bytes) -> list[bytes]:
-    """Split ``data`` after each ``delimiter`` (kept); the last item is what follows the last
-    one (may be empty: dropped if so). LF or CRLF lines split in one C call where no other
-    line break could mislead ``splitlines``."""
-    if delimiter == b"\n":
-        if b"\r" not in data:
-            return data.splitlines(True)
-    elif delimiter == b"\r\n":
-        pairs = data.count(delimiter)
-        if data.count(b"\r") == pairs and data.count(b"\n") == pairs:
-            return data.splitlines(True)
+def _whole_lines(data: bytes, delimiter: bytes) -> tuple[list[bytes], int]:
+    """Return the pieces of ``data`` that end in ``delimiter`` (kept), in order, and how many
+    bytes they cover; what follows the last one is left out. LF or CRLF lines split in one C
+    call where no other line break could mislead ``splitlines``."""
+    if (delimiter == b"\n" and b"\r" not in data) or (
+        delimiter == b"\r\n" and data.count(b"\r") == data.count(b"\n") == data.count(delimiter)
+    ):
+        lines = data.splitlines(True)
+        if lines and not lines[-1].endswith(delimiter):
+            return lines, len(data) - len(lines.pop())
+        return lines, len(data)
     parts = data.split(delimiter)
     tail = parts.pop()
-    lines = [part + delimiter for part in parts]
-    if tail:
-        lines.append(tail)
-    return lines
+    return [part + delimiter for part in parts], len(data) - len(tail)
 
 
 class ReadQueue:
@@ -168,13 +165,12 @@ class ReadQueue:
                 win = bytes(view[:size])
         else:
             win = bytes(buf)
-        lines = _split(win, delimiter)
-        tail = lines.pop() if lines and not lines[-1].endswith(delimiter) else b""
+        lines, covered = _whole_lines(win, delimiter)
         if not lines:
             return None  # none yet, or one across the snapshot's end: push finds it
         self._lines, self._lines_next, self._lines_delim = lines, 1, delimiter
         self._lines_last = len(lines) - 1
-        self._lines_bytes = len(win) - len(tail)
+        self._lines_bytes = covered
         self._win_size = size
         return lines[0]
 
