@@ -221,22 +221,44 @@ class Stream(StreamWriter):
         # connection, and no switch per message. One chunk per wake-up: the watcher fires
         # again on the loop's next turn while more is waiting, after the callbacks of what
         # completed ran, so the buffer stays near one chunk and other connections get a turn.
-        sock = self.sock
-        if self.closed or sock is None:
+        if self.closed or self.sock is None:
             return
         queue = self.queue
         if queue.buffered >= HIGH_WATER and not queue.pending:
             # Leave the rest in the kernel (as the original does) until a read asks.
             self._stop_reading()
             return
+        self._receive_once()
+
+    def pull_now(self) -> int:
+        """Read at once whatever the kernel holds (without waiting); return the byte count.
+
+        Used to settle a conversation before it is checked: bytes a peer sent just before it
+        closed are processed, not dropped.
+        """
+        if self.closed or self.sock is None or self.eof:
+            return 0
+        total = 0
+        while not self.closed:
+            n = self._receive_once()
+            if n <= 0:
+                break
+            total += n
+        return total
+
+    def _receive_once(self) -> int:
+        # One recv into the shared buffer, processed. Returns the bytes received: 0 at the
+        # peer's close or on an error (both handled here: reading stops), -1 if none waited.
+        sock = self.sock
+        assert sock is not None
         try:
             n = sock.recv_into(_SCRATCH)
         except (BlockingIOError, InterruptedError):
-            return
+            return -1
         except OSError as exc:
             self._stop_reading()
             self.close(reason_of(exc), error=True)
-            return
+            return 0
         try:
             if n == 0:
                 self._stop_reading()
@@ -247,31 +269,8 @@ class Stream(StreamWriter):
             log.exception("internal error reading from %r", self)
             self._stop_reading()
             self.close(f"internal error: {exc!r}", error=True)
-
-    def pull_now(self) -> int:
-        """Read at once whatever the kernel holds (without waiting); return the byte count.
-
-        Used to settle a conversation before it is checked: bytes a peer sent just before it
-        closed are processed, not dropped.
-        """
-        sock = self.sock
-        if self.closed or sock is None or self.eof:
             return 0
-        total = 0
-        while not self.closed:
-            try:
-                data = sock.recv(RECV_SIZE)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                self.close(reason_of(exc), error=True)
-                break
-            if not data:
-                self._received_eof()
-                break
-            total += len(data)
-            self._received(data)
-        return total
+        return n
 
     def _received(self, data: Union[bytes, memoryview]) -> None:
         if self.tls is not None:
