@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, cast
 import gevent
 
 from . import _info
+from ._callbacks import CallbackQueue
 from ._checks import check_callable, check_timeout
 from ._errors import CallbackError, raise_first
 from ._framing import Completed, ReadRequest
-from ._loop import CallbackQueue, SocketLoop, get_loop
+from ._loop import SocketLoop, get_loop
 from ._reads import _completed
 from ._stream import PEER_CLOSED, Stream, WriteCallback
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib
 import logging
-from collections import deque
 from typing import Any, Callable, Optional, TypeVar
 
 import gevent
 from gevent import monkey
 
+from ._callbacks import release_workers
 from ._errors import CallbackError, LoopError
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,9 @@ class SocketLoop:
             self._hub = None
             self.thread_id = None
             with contextlib.suppress(Exception):
-                gevent.get_hub().destroy(destroy_loop=True)
+                hub = gevent.get_hub()
+                release_workers(hub)
+                hub.destroy(destroy_loop=True)
             self._stopped.release()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -208,54 +209,6 @@ class SocketLoop:
                 self._error_sinks[-1](error)
             except Exception:  # pragma: no cover
                 log.exception("error sink %r raised", self._error_sinks[-1])
-
-
-# greenlet ships no type stubs (gevent's spawn_raw makes the same object).
-_RawGreenlet: Any = importlib.import_module("greenlet").greenlet
-
-
-class CallbackQueue:
-    """Runs a socket's user callbacks on the loop, later and in FIFO order.
-
-    Callbacks never run inline inside the call that caused them: each batch runs in a fresh
-    greenlet, so a callback may itself call ``read``/``write`` (or wait on gevent objects)
-    without breaking the order of the ones after it.
-    """
-
-    __slots__ = ("_items", "_on_error", "_running")
-
-    def __init__(self, on_error: Callable[[str, BaseException], None]) -> None:
-        self._items: deque[tuple[str, Callable[..., Any], tuple[Any, ...]]] = deque()
-        self._running = False
-        self._on_error = on_error
-
-    @property
-    def busy(self) -> bool:
-        """Whether callbacks are queued or running."""
-        return self._running or bool(self._items)
-
-    def post(self, where: str, fn: Callable[..., Any], *args: Any) -> None:
-        """Queue ``fn(*args)``; ``where`` names it in error messages. Call on the loop."""
-        self._items.append((where, fn, args))
-        if not self._running:
-            self._running = True
-            # A raw greenlet (no Greenlet object, no spawn_raw checks): once per batch.
-            hub = gevent.get_hub()
-            hub.loop.run_callback(_RawGreenlet(self._run, hub).switch)
-
-    def _run(self) -> None:
-        items = self._items
-        try:
-            while items:
-                where, fn, args = items.popleft()
-                try:
-                    fn(*args)
-                except Exception as exc:
-                    self._on_error(where, exc)
-                if items:
-                    gevent.sleep(0)  # let other sockets on the loop run between batches
-        finally:
-            self._running = False
 
 
 _LOOP = SocketLoop()

@@ -13,11 +13,12 @@ import gevent
 
 from . import _info
 from ._address import ip_family, parse_address, sockaddr_of
+from ._callbacks import CallbackQueue
 from ._checks import check_callable, check_timeout
 from ._datagram import Datagrams
 from ._errors import CallbackError, raise_first
 from ._listener import _getaddrinfo
-from ._loop import CallbackQueue, get_loop
+from ._loop import get_loop
 
 log = logging.getLogger("pytest_hsocket.udp")
 

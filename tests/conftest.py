@@ -101,11 +101,14 @@ def _live_greenlets() -> int:
     from gevent.hub import Hub
     from gevent.threadpool import _WorkerGreenlet as PoolWorker
 
+    from pytest_hsocket._callbacks import CallbackWorker
+
     return sum(
         1
         for o in gc.get_objects()
         if isinstance(o, greenlet.greenlet)
-        and not isinstance(o, (Hub, PoolWorker))  # the resolver's pool, kept for reuse
+        # the resolver's pool, and parked callback greenlets: both kept for reuse
+        and not isinstance(o, (Hub, PoolWorker, CallbackWorker))
         and not o.dead
         and o.parent is not None  # a thread's own root greenlet is not a leak
     )

@@ -782,12 +782,14 @@ def _live_greenlets() -> int:
     import greenlet
     from gevent.hub import Hub
 
+    from pytest_hsocket._callbacks import CallbackWorker
+
     gc.collect()
     return sum(
         1
         for o in gc.get_objects()
         if isinstance(o, greenlet.greenlet)
-        and not isinstance(o, Hub)
+        and not isinstance(o, (Hub, CallbackWorker))
         and not o.dead
         and o.parent is not None
     )
