@@ -92,7 +92,7 @@ class ScriptPlayer(Socket):
             elif action.kind == "send":
                 fragmenter = self.fragmenter
                 if fragmenter is None:
-                    client.write(action.data)
+                    client._push_write(action.data, -1, None)  # on the loop; checked bytes
                     continue
                 pieces = fragmenter.cut(action.data)
                 for index, piece in enumerate(pieces):

@@ -116,3 +116,33 @@ def test_a_client_whose_connect_hangs_times_out() -> None:
     finally:
         waiting.close()
         listener.close()
+
+
+def test_expect_the_inbox_and_a_callback_share_one_order(hsock_server: MockServer) -> None:
+    # Tickets and the inbox are filled in the loop's turn, a user callback later in a
+    # greenlet: the three must still get the lines in the order their reads were queued.
+    hsock_server.expect(b"go\n").respond(b"one\ntwo\nthree\nfour\n")
+    client = TestClient.open(*hsock_server.address, wait_timeout=WAIT)
+    got: list[tuple[bytes, int]] = []
+    client.write(b"go\n")
+    assert client.expect(b"\n", tag=1) == b"one\n"
+    client.read(b"\n", 2)  # to the inbox (no callback set when it completes)
+    assert client.wait(tag=2) == b"two\n"
+    client.set_callback(lambda data, tag: got.append((bytes(data), tag)))
+    client.read(b"\n", 3)  # to the callback
+    fourth = client.expect(b"\n", tag=4)
+    assert (fourth, fourth.tag) == (b"four\n", 4)
+    client.disconnect()
+    assert got == [(b"three\n", 3)]
+
+
+def test_expect_logs_each_read_at_debug(
+    hsock_server: MockServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    hsock_server.expect(b"hi\n").respond(b"yo\n")
+    client = TestClient.open(*hsock_server.address, wait_timeout=WAIT)
+    with caplog.at_level("DEBUG", logger="pytest_hsocket"):
+        client.write(b"hi\n")
+        assert client.expect(b"\n") == b"yo\n"
+    client.disconnect()
+    assert "Data read from TCP socket" in caplog.messages
