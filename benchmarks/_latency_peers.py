@@ -28,6 +28,7 @@ from _common import (
     profile_text,
     stop_process,
 )
+from _design_floor import DesignFloor
 
 import pytest_hsocket as hsocket
 from pytest_hsocket.testing import MockServer, TestClient
@@ -44,7 +45,7 @@ CONNECT_WINDOW = 1024
 PROFILE_TOP = 25
 """Functions shown per profile."""
 
-RAW, FIXTURE, SERVER = "raw", "fixture", "server"
+RAW, LOOP, FIXTURE, SERVER = "raw", "loop", "fixture", "server"
 OURS, ASYNCIO = "ours", "asyncio"
 
 
@@ -232,9 +233,35 @@ def latency_server(rounds: int, timeout: float, profilers: Profilers) -> Latency
     return run
 
 
+def latency_loop(rounds: int, timeout: float, profilers: Profilers) -> LatencyRun:
+    """The floor of the fixtures' design: one thread owns both ends (no hsocket code)."""
+    floor = DesignFloor(timeout)
+    try:
+        for i in range(WARMUP_ROUND_TRIPS):
+            if floor.round_trip() != PONG:
+                raise BenchmarkError(f"loop floor: wrong reply at warm-up round trip {i}")
+        samples: list[int] = []
+        clock = time.perf_counter_ns
+        round_trip = floor.round_trip
+        stopwatch = Stopwatch()
+        for i in range(rounds):
+            started = clock()
+            reply = round_trip()
+            samples.append(clock() - started)
+            if reply != PONG:
+                raise BenchmarkError(f"loop floor: got {reply!r} at round trip {i}")
+        run = LatencyRun(samples, *astuple(stopwatch.stop()))
+    finally:
+        floor.close()
+    if floor.answered != rounds + WARMUP_ROUND_TRIPS:
+        raise BenchmarkError(f"loop floor: answered {floor.answered} of {rounds} + warm-up")
+    return run
+
+
 LatencyVariant = Callable[[int, float, Profilers], LatencyRun]
 LATENCY_VARIANTS: list[tuple[str, LatencyVariant]] = [
     (RAW, latency_raw),
+    (LOOP, latency_loop),
     (FIXTURE, latency_fixture),
     (SERVER, latency_server),
 ]

@@ -28,6 +28,12 @@ a timeout fails the run. Every server, client and process is closed at the end o
    - *raw* (the floor every row is compared with): a blocking stdlib client (``sendall``, then
      ``recv`` until ``b"\\r\\n"``) against a blocking echo server thread (``accept``, then
      ``recv`` and one ``sendall(b"+PONG\\r\\n")`` per complete line). TCP_NODELAY on both ends.
+   - *loop* (a reference: the floor of the fixtures' design): no ``pytest_hsocket`` code. The
+     main thread hands each ``b"PING\\r\\n"`` to **one** background thread that owns both ends
+     of the connection (a selector, a wake-up pipe, a lock to wait on), as DESIGN.md puts every
+     socket on the socket loop: each round trip crosses threads twice, like raw, but both
+     ends' system calls run one after the other in that thread. ``fixture / loop`` is what
+     ours costs over any implementation of that design (see ``_design_floor.py``).
    - *fixture*: the fixture path, as a user's test does it: ``MockServer.start()`` scripted with
      ``expect(b"PING\\r\\n", times=None).respond(b"+PONG\\r\\n")`` (what ``hsock_server`` is), and
      ``TestClient.open(*server.address)`` (what ``hsock_client(hsock_server)`` is) doing
@@ -129,6 +135,7 @@ from _latency_peers import (
     CONCURRENCY_PEERS,
     FIXTURE,
     LATENCY_VARIANTS,
+    LOOP,
     MESSAGES_PER_CONNECTION,
     OURS,
     PROFILE_TOP,
@@ -305,12 +312,16 @@ def format_latency(rows: list[LatencyRow], rounds: int, repeat: int) -> str:
             f"{row.mean_x_raw:>10.2f}"
         )
     fixture = next(row for row in rows if row.variant == FIXTURE)
+    loop = next(row for row in rows if row.variant == LOOP)
     verdict = "met" if fixture.median_x_raw <= 3.0 else "NOT met"
     lines += [
-        "raw = blocking client + blocking server thread (the floor); fixture = TestClient.expect",
-        "against a scripted MockServer; server = raw client against an hsocket.server callback.",
-        "cpu = process CPU time per round trip (all threads). x raw < 1 = faster than the floor.",
-        f"target (fixture median within 3x of raw): {fixture.median_x_raw:.2f}x, {verdict}",
+        "raw = blocking client + blocking server thread (the floor); loop = no hsocket code: the",
+        "test's thread hands each PING to one thread owning both ends (the fixtures' design, at",
+        "its floor); fixture = TestClient.expect against a scripted MockServer; server = raw",
+        "client against an hsocket.server callback. cpu = process CPU time per round trip (all",
+        "threads). x raw < 1 = faster than the floor.",
+        f"target (fixture median within 3x of raw): {fixture.median_x_raw:.2f}x, {verdict}; "
+        f"fixture over loop: {fixture.median_us / loop.median_us:.2f}x",
     ]
     return "\n".join(lines)
 
