@@ -28,6 +28,8 @@ from ._rules import (
 )
 from ._transcript import brief
 
+_new = tuple.__new__
+
 __all__ = [
     "Action",
     "Conversation",
@@ -157,7 +159,8 @@ class Conversation:
 
     def _steps(self, index: int, matched: bytes) -> list[Action]:
         rule = self.script.rules[index]
-        actions = [Action("matched", matched, note=repr(rule))]
+        # tuple.__new__: NamedTuple's own __new__ is a Python call (two a message).
+        actions = [_new(Action, ("matched", matched, 0.0, repr(rule)))]
         for kind, value in rule.steps:
             if kind == "delay":
                 assert isinstance(value, float)
@@ -180,7 +183,7 @@ class Conversation:
         if payload is None:
             return [Action("close")] if kind == "truncate" else []
         if kind == "send":
-            return [Action("send", payload)]
+            return [_new(Action, ("send", payload, 0.0, ""))]
         if kind == "truncate":
             return [Action("send", payload[: args[1]]), Action("close")]
         if kind == "reset_after":

@@ -341,10 +341,10 @@ class TestClient(Socket):
         if self._closed():
             raise self._closed_error(request)
         self._loop.call(self._push_ticket, request, ticket)
-        arrived = ticket.gate.wait(limit)
-        with self._lock:
-            if not arrived and not ticket.gate.is_open:
-                ticket.abandoned = True
+        if not ticket.gate.wait(limit):
+            with self._lock:  # _on_read fills a ticket under it: it may be doing so now
+                if not ticket.gate.is_open:
+                    ticket.abandoned = True
         if ticket.abandoned:
             # Take the read back, so the bytes it would have had serve the next one.
             self._loop.run_sync(lambda: self._cancel(ticket))
