@@ -10,8 +10,8 @@ Every figure is the median of ``--repeat`` runs (3 at least) and is printed as a
 ``figure, ours, peer, ours/peer``; ``--json`` writes the same rows plus every sample. The runs
 of the receivers compared on one workload are interleaved (ours, peer, peer, ours, ...), so a
 slow spell of the machine hits all of them alike. Bulk runs first: a run before it can leave
-glibc's allocator in a state that slows asyncio's bulk 5x. Before the lines, each receiver
-runs once untimed on a tenth of them (a process's first run pays for start-up).
+glibc's allocator in a state that slows asyncio's bulk 5x. Before each workload's 1x size,
+each receiver runs once untimed on a tenth of it (a process's first runs pay for start-up).
 While it runs, one line per measurement shows the median time, MB/s, µs per message, the
 receiving process's CPU time over wall time (``cpu``: near 100 % = the receiver is the
 bottleneck; well below = it waited for the sender or the kernel) and every sample.
@@ -514,8 +514,11 @@ def run(args: argparse.Namespace, sender: Sender) -> tuple[list[Row], list[Measu
     lines = args.lines
     blocks = (BULK_QUICK if args.quick else BULK_FULL) // BLOCK_SIZE
     scales = [1, 4] if args.quick else [1, 4, 16]
-    # Bulk first: any run before it (a warm-up of the lines, say) can leave glibc's allocator
-    # in a state (its dynamic mmap threshold) that makes asyncio's readexactly 5x slower.
+    # Bulk first: a run of lines before it can leave glibc's allocator in a state (its dynamic
+    # mmap threshold) that makes asyncio's readexactly 5x slower. Each workload's 1x size is
+    # preceded by an untimed warm-up of every receiver: ours' first bulk runs in a process were
+    # up to a third slower than its later ones, which made the scaling figure read as faster
+    # at 16x than at 1x.
     workloads: list[tuple[int, str, Framing, int, list[tuple[str, Receiver]]]] = [
         (
             2,
@@ -542,7 +545,7 @@ def run(args: argparse.Namespace, sender: Sender) -> tuple[list[Row], list[Measu
                 framing,
                 count * scale,
                 repeat,
-                warm_up=scale == 1 and name == "lines",  # after bulk: see above
+                warm_up=scale == 1,
             )
             if base is None:
                 base = ours
