@@ -41,6 +41,8 @@ Tap = Callable[[str, bytes, int, str], None]
 S = TypeVar("S", bound="SocketCore")
 
 IDLE, CONNECTING, CONNECTED = "idle", "connecting", "connected"
+INLINE_LIMIT = 64
+"""Reads a connection hands to its server's callback in one loop turn (see _dispatch_inline)."""
 SERVER, CLIENT = "server", "client"
 
 
@@ -273,7 +275,48 @@ class SocketCore:
                 self._lane_stop = True
             return
         batch = self._read_batch = list(done)
-        self._callbacks.post("hs.socket:read callback", self._dispatch_reads, batch)
+        parent = self.parent
+        if (
+            parent is not None
+            and not self._callbacks.busy
+            and parent._reads_inline(self)
+            and not log.isEnabledFor(logging.DEBUG)  # the ordinary way logs each read
+        ):
+            self._dispatch_inline(parent, batch)
+        else:
+            self._callbacks.post("hs.socket:read callback", self._dispatch_reads, batch)
+
+    def _reads_inline(self, client: SocketCore) -> bool:
+        """Whether ``client``'s reads may be handed to this server's callback in the loop's
+        turn that read them: only for a callback of ours that never waits nor runs user code
+        (a mock server playing a plain script)."""
+        return False
+
+    def _dispatch_inline(self, parent: SocketCore, batch: list[Completed]) -> None:
+        # As _dispatch_reads, in the hub: no greenlet, no loop turn. Reads that complete
+        # meanwhile (the callback queues the next one) join the batch. Past INLINE_LIMIT (so
+        # that one busy connection cannot hold the loop), or if the callback changed, the rest
+        # goes the ordinary way; unless something was posted meanwhile: what the batch holds
+        # came before it, so it is all delivered here first.
+        fn = parent._callback
+        index = 0
+        try:
+            while index < len(batch):
+                if (index >= INLINE_LIMIT or parent._callback is not fn) and (
+                    self._read_batch is batch
+                ):
+                    rest = self._read_batch = batch[index:]
+                    self._callbacks.post("hs.socket:read callback", self._dispatch_reads, rest)
+                    return
+                data, tag = batch[index]
+                index += 1
+                try:
+                    fn(data, tag, self)  # type: ignore[misc]  # a server's: never None here
+                except Exception as exc:
+                    self._callback_failed("hs.socket:read callback", exc)
+        finally:
+            if self._read_batch is batch:
+                self._read_batch = None
 
     def _dispatch_reads(self, batch: list[Completed]) -> None:
         owner = self.parent or self

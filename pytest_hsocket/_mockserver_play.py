@@ -8,10 +8,11 @@ performs what it returns (send, delay, close, reset, STARTTLS, ...).
 from __future__ import annotations
 
 import ssl
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Union, cast
 
 import gevent
 
+from ._base import SocketCore
 from ._errors import HSocketError
 from ._fragment import Fragmenter
 from ._framing import AVAILABLE, ReadRequest
@@ -66,6 +67,16 @@ class ScriptPlayer(Socket):
         conn.conversation = Conversation(self._scripts.get(conn.index, self.script))
         self._perform(conn, conn.conversation.start())
         client._push_read(ReadRequest(AVAILABLE))
+
+    def _reads_inline(self, client: SocketCore) -> bool:
+        # A plain script (see Rule.plain) is played in the loop's turn that read the data: it
+        # never waits and runs no code of the user's (nor does a transcript listener).
+        if self._driven_by_user or self.fragmenter is not None:
+            return False
+        if self.transcript_listener is not None:
+            return False
+        conn = self._by_client.get(cast(Socket, client))
+        return conn is not None and conn.conversation is not None and conn.conversation.plain
 
     def _on_data(self, data: bytes, tag: int, client: Socket) -> None:
         conn = self._by_client.get(client)

@@ -123,15 +123,41 @@ class Action(NamedTuple):
     note: str = ""
 
 
+_PLAIN_STEPS = frozenset(
+    ("send", "close", "reset", "truncate", "reset_after", "garbage", "stall", "half_close")
+)
+"""Steps that neither wait nor run the user's code (with a bytes or str payload)."""
+
+_unplain = [0]  # how many rules stopped being plain, ever: a cache key for Conversation.plain
+
+
+def unplain_count() -> int:
+    """Return how many rules stopped being plain so far (it only grows)."""
+    return _unplain[0]
+
+
 class Rule:
-    """One expectation and what to do when it is met; every step returns the rule."""
+    """One expectation and what to do when it is met; every step returns the rule.
+
+    Attributes:
+        plain: Whether every step so far neither waits (``delay``, ``dribble``, ``trickle``,
+            ``start_tls``) nor calls the user's code (a payload function): such a rule can be
+            played in the loop's turn that read the data, with no greenlet of its own.
+    """
 
     def __init__(self, spec: Spec, times: Optional[int], ordered: bool) -> None:
         self.spec = spec
         self.times = times
         self.ordered = ordered
         self.steps: list[tuple[str, object]] = []
+        self.plain = True
         self._label: Optional[str] = None
+
+    def _add(self, kind: str, value: object, payload: object = None) -> None:
+        self.steps.append((kind, value))
+        if self.plain and (kind not in _PLAIN_STEPS or callable(payload)):
+            self.plain = False
+            _unplain[0] += 1
 
     def respond(self, payload: Payload) -> Rule:
         """Send ``payload`` (bytes, UTF-8 str, or ``fn(matched) -> bytes | str | None``).
@@ -140,7 +166,7 @@ class Rule:
             TypeError: If ``payload`` is none of those.
         """
         self._check_payload(payload, "respond()")
-        self.steps.append(("send", payload))
+        self._add("send", payload, payload)
         return self
 
     def delay(self, seconds: float) -> Rule:
@@ -153,22 +179,22 @@ class Rule:
             raise TypeError(f"delay() seconds must be a number, not {seconds!r}")
         if seconds < 0:
             raise ValueError(f"delay() seconds must not be negative, not {seconds!r}")
-        self.steps.append(("delay", float(seconds)))
+        self._add("delay", float(seconds))
         return self
 
     def close(self) -> Rule:
         """Close the connection (after what was sent before it); ends the conversation."""
-        self.steps.append(("close", None))
+        self._add("close", None)
         return self
 
     def reset(self) -> Rule:
         """Abort the connection with a TCP RST; ends the conversation."""
-        self.steps.append(("reset", None))
+        self._add("reset", None)
         return self
 
     def start_tls(self) -> Rule:
         """Upgrade the connection to TLS as the server, after what was sent before it."""
-        self.steps.append(("start_tls", None))
+        self._add("start_tls", None)
         return self
 
     # -- faults: how a bad network or a broken server behaves ----------------------------------
@@ -178,44 +204,44 @@ class Rule:
         self._check_payload(payload, "dribble()")
         _positive(size, "dribble() size")
         _seconds(delay, "dribble() delay")
-        self.steps.append(("dribble", (payload, size, float(delay))))
+        self._add("dribble", (payload, size, float(delay)))
         return self
 
     def trickle(self, payload: Payload, rate: int) -> Rule:
         """Send ``payload`` at ``rate`` bytes per second at most (in 20 ms slices)."""
         self._check_payload(payload, "trickle()")
         _positive(rate, "trickle() rate")
-        self.steps.append(("trickle", (payload, rate)))
+        self._add("trickle", (payload, rate))
         return self
 
     def truncate(self, payload: Payload, after: int) -> Rule:
         """Send the first ``after`` bytes of ``payload``, then close: a response cut short."""
         self._check_payload(payload, "truncate()")
         _positive(after, "truncate() after", zero=True)
-        self.steps.append(("truncate", (payload, after)))
+        self._add("truncate", (payload, after), payload)
         return self
 
     def reset_after(self, payload: Payload, after: int) -> Rule:
         """Send the first ``after`` bytes of ``payload``, then reset the connection (RST)."""
         self._check_payload(payload, "reset_after()")
         _positive(after, "reset_after() after", zero=True)
-        self.steps.append(("reset_after", (payload, after)))
+        self._add("reset_after", (payload, after), payload)
         return self
 
     def garbage(self, size: int, seed: Optional[int] = None) -> Rule:
         """Send ``size`` random bytes (reproducible with ``seed``)."""
         _positive(size, "garbage() size")
-        self.steps.append(("garbage", (size, seed)))
+        self._add("garbage", (size, seed))
         return self
 
     def stall(self) -> Rule:
         """Say nothing more, ever, and read nothing more: the connection stays open."""
-        self.steps.append(("stall", None))
+        self._add("stall", None)
         return self
 
     def half_close(self) -> Rule:
         """Shut down the sending side (the client reads EOF) but keep reading."""
-        self.steps.append(("half_close", None))
+        self._add("half_close", None)
         return self
 
     @staticmethod

@@ -24,6 +24,7 @@ from ._rules import (
     Until,
     _check,
     make_spec,
+    unplain_count,
     until,
 )
 from ._transcript import brief
@@ -66,6 +67,20 @@ class Conversation:
         self._buf = b""
         self._derailed = False
         self._datagram = False
+        self._plain: tuple[int, int, bool] = (-1, -1, False)  # (rules, unplain_count(), plain)
+
+    @property
+    def plain(self) -> bool:
+        """Whether every rule of the script is plain (see ``Rule.plain``): then playing it never
+        waits nor runs the user's code."""
+        rules = self.script.rules
+        count, epoch, plain = self._plain
+        # Rules are only ever added, and only ever stop being plain: both counts say when the
+        # answer may have changed.
+        if count != len(rules) or epoch != unplain_count():
+            plain = all(rule.plain for rule in rules)
+            self._plain = (len(rules), unplain_count(), plain)
+        return plain
 
     def start(self) -> list[Action]:
         """Return the actions for a new connection (its greetings)."""
