@@ -228,8 +228,24 @@ class ReadQueue:
         """
         if self._lines:
             self._settle()
+        requests = self._requests
+        if requests and data and not self._buf:
+            # The common case of a request/response peer: nothing buffered, and the chunk is
+            # exactly the head read's (its delimiter ends it, or it reads what is available).
+            # The chunk completes it as is, without passing through the buffer.
+            request = requests[0]
+            matcher = request.matcher
+            if type(matcher) is bytes:
+                chunk = bytes(data)
+                if chunk.find(matcher) == len(chunk) - len(matcher) >= 0:
+                    requests.popleft()
+                    return [_completed((chunk, request.tag))]
+                data = chunk
+            elif type(matcher) is int and matcher == AVAILABLE:
+                requests.popleft()
+                return [_completed((bytes(data), request.tag))]
         self._buf += data
-        if self._requests:
+        if requests:
             return self._drain()
         return []
 

@@ -630,3 +630,26 @@ def test_taking_gives_the_same_reads_as_pushing(
     reads = reads * 3  # a re-queued delimiter repeats: the case take is for
     pushed = _callback_style(reads, pieces, use_take=False, peek=[])
     assert _callback_style(reads, pieces, use_take=True, peek=peek) == pushed
+
+
+def test_a_chunk_that_is_exactly_the_head_read_completes_as_is() -> None:
+    # The request/response case takes a path of its own (no buffer): it must agree with the
+    # buffered one whatever the chunk holds.
+    queue = ReadQueue()
+    queue.push(ReadRequest(b"\r\n", 1))
+    queue.push(ReadRequest(b"\r\n", 2))
+    assert queue.feed(memoryview(b"+OK\r\n")) == [Completed(b"+OK\r\n", 1)]
+    assert queue.unread() == b""
+    assert queue.feed(b"b\r\nc") == [Completed(b"b\r\n", 2)]
+    assert queue.unread() == b"c"
+    queue = ReadQueue()
+    queue.push(ReadRequest(b"\r\n", 1))
+    queue.push(ReadRequest(b"\r\n", 2))
+    assert queue.feed(b"a\r\nb\r\n") == [Completed(b"a\r\n", 1), Completed(b"b\r\n", 2)]
+    queue.push(ReadRequest(b"\r\n", 3))
+    assert queue.feed(b"\r") == []
+    assert queue.feed(b"\n") == [Completed(b"\r\n", 3)]
+    queue.push(ReadRequest(b"END", 4))
+    assert queue.feed(b"xEN") == []
+    assert queue.feed(b"D") == [Completed(b"xEND", 4)]
+    assert queue.unread() == b""
