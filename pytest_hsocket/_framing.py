@@ -235,9 +235,9 @@ class ReadQueue:
             # The chunk completes it as is, without passing through the buffer.
             request = requests[0]
             matcher = request.matcher
-            if type(matcher) is bytes:
-                chunk = bytes(data)
-                if chunk.find(matcher) == len(chunk) - len(matcher) >= 0:
+            if type(matcher) is bytes and data[-len(matcher) :] == matcher:
+                chunk = bytes(data)  # the view's end compared first: no copy for nothing
+                if chunk.find(matcher) == len(chunk) - len(matcher):
                     requests.popleft()
                     return [_completed((chunk, request.tag))]
                 data = chunk
