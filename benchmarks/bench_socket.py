@@ -6,7 +6,8 @@ Run it from the repository root, with the package importable::
     python benchmarks/bench_socket.py --quick    # smaller sizes, about a minute
     python benchmarks/bench_socket.py --quick --json out.json
 
-Every figure is the median of ``--repeat`` runs (3 at least) and is printed as a table of
+Every figure is the median of ``--repeat`` runs (3 at least; three times as many at the 1x
+size, whose runs are the shortest and the noisiest) and is printed as a table of
 ``figure, ours, peer, ours/peer``; ``--json`` writes the same rows plus every sample. The runs
 of the receivers compared on one workload are interleaved (ours, peer, peer, ours, ...), so a
 slow spell of the machine hits all of them alike. Bulk runs first: a run before it can leave
@@ -544,7 +545,9 @@ def run(args: argparse.Namespace, sender: Sender) -> tuple[list[Row], list[Measu
                 [("ours", receive_ours), *peers],
                 framing,
                 count * scale,
-                repeat,
+                # The 1x runs are the shortest (1 GiB of bulk takes ~0.2 s) and the noisiest,
+                # and every scaling figure is over them: they get three times the samples.
+                repeat * 3 if scale == 1 else repeat,
                 warm_up=scale == 1,
             )
             if base is None:
