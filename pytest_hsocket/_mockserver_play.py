@@ -12,10 +12,10 @@ from typing import Callable, Optional, Union, cast
 
 import gevent
 
-from ._base import SocketCore
 from ._errors import HSocketError
 from ._fragment import Fragmenter
 from ._framing import AVAILABLE, ReadRequest
+from ._read_delivery import ReadDelivery
 from ._script import Action, Conversation, Script
 from ._tcp import Socket, Tap
 from ._transcript import Entry, Transcript
@@ -68,7 +68,7 @@ class ScriptPlayer(Socket):
         self._perform(conn, conn.conversation.start())
         client._push_read(ReadRequest(AVAILABLE))
 
-    def _reads_inline(self, client: SocketCore) -> bool:
+    def _reads_inline(self, client: ReadDelivery) -> bool:
         # A plain script (see Rule.plain) is played in the loop's turn that read the data: it
         # never waits and runs no code of the user's (nor does a transcript listener).
         if self._driven_by_user or self.fragmenter is not None:

@@ -24,14 +24,13 @@ from ._base import (
     ConnectCallback,
     ConnectHook,
     DisconnectHook,
-    ReadCallback,
-    Tap,
     log,
 )
 from ._checks import as_bytes, check_callable, check_port, check_tag, check_unix_path
 from ._framing import Prefixed, ReadRequest, make_request
 from ._listener import Acceptor, bind_listener
 from ._loop import _get_ident
+from ._read_delivery import ReadCallback, Tap
 from ._stream import LOCAL_CLOSE, Stream, WriteCallback
 from ._tcp_tls import TlsStart
 

@@ -11,9 +11,9 @@ import greenlet
 import pytest
 
 import pytest_hsocket as hsocket
-from pytest_hsocket._base import INLINE_LIMIT, SocketCore
 from pytest_hsocket._callbacks import CallbackWorker
 from pytest_hsocket._loop import get_loop
+from pytest_hsocket._read_delivery import INLINE_LIMIT, ReadDelivery
 from pytest_hsocket._rules import Rule
 from pytest_hsocket.testing import MockServer, TestClient
 
@@ -25,7 +25,7 @@ FRAMES = [b"%04d" % i for i in range(INLINE_LIMIT * 5)]
 class InlineServer(hsocket.Socket):
     """A server whose connections' reads go inline, as a plain mock server's do."""
 
-    def _reads_inline(self, client: SocketCore) -> bool:
+    def _reads_inline(self, client: ReadDelivery) -> bool:
         return True
 
 
