@@ -17,6 +17,7 @@ from dataclasses import asdict, astuple, dataclass
 from multiprocessing.connection import Connection
 from typing import Callable, Optional
 
+import _placement
 from _common import (
     HOST,
     BenchmarkError,
@@ -92,6 +93,7 @@ def _raw_client(port: int, rounds: int, timeout: float, who: str) -> LatencyRun:
     sock = socket.create_connection((HOST, port), timeout=timeout)
     sock.settimeout(None)  # fully blocking: no poll() before each recv; the watchdog bounds it
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    _placement.apply()  # every thread of the run exists now
     watchdog = Watchdog(sock, timeout)
     try:
         _raw_round_trips(sock, WARMUP_ROUND_TRIPS, timed=False)
@@ -174,6 +176,7 @@ def latency_fixture(rounds: int, timeout: float, profilers: Profilers) -> Latenc
         server.expect(PING, times=None).respond(PONG)
         client = TestClient.open(*server.address, wait_timeout=timeout)
         try:
+            _placement.apply()
             for i in range(WARMUP_ROUND_TRIPS):
                 client.write(PING)
                 if client.expect(CRLF) != PONG:
@@ -237,6 +240,7 @@ def latency_loop(rounds: int, timeout: float, profilers: Profilers) -> LatencyRu
     """The floor of the fixtures' design: one thread owns both ends (no hsocket code)."""
     floor = DesignFloor(timeout)
     try:
+        _placement.apply()
         for i in range(WARMUP_ROUND_TRIPS):
             if floor.round_trip() != PONG:
                 raise BenchmarkError(f"loop floor: wrong reply at warm-up round trip {i}")

@@ -6,7 +6,8 @@ Run it from the repository root, with the package importable::
     python benchmarks/bench_latency.py            # full run, about a minute and a half
     python benchmarks/bench_latency.py --quick    # 2,000 round trips, 500 connections
     python benchmarks/bench_latency.py --quick --json out.json
-    python benchmarks/bench_latency.py --one-cpu  # figure 3 with every thread on one CPU
+    python benchmarks/bench_latency.py --one-cpu  # figure 3 only with every thread on one CPU
+    python benchmarks/bench_latency.py --placements free  # figure 3 as the scheduler places it
     python benchmarks/bench_latency.py --profile  # then profile ours (see below)
 
 Every figure is the median of ``--repeat`` runs (5; 3 with ``--quick``); the runs of the
@@ -47,14 +48,20 @@ a timeout fails the run. Every server, client and process is closed at the end o
    ``x raw`` = a variant's figure over raw's (below 1 = faster). The issue's target: the
    *fixture* median within 3x of raw's.
 
-   Reading the floor: on a small virtual machine most of raw's round trip is the time the
-   kernel takes to wake a thread sleeping on another CPU (twice per round trip: the server,
-   then the client), not Python or the TCP stack; it also varies from run to run with where
-   the scheduler puts the two threads. Every variant crosses threads as often (ours: the test's
-   thread and the socket loop's), so the ratios are fair, but they say how far ours is from
-   the *machine's* floor. ``--one-cpu`` runs figure 3 with every thread of the process on one
-   CPU (``sched_setaffinity``): no cross-CPU wake-ups, so raw shrinks to the cost of the
-   system calls and the ratios show the CPU ours spends per round trip over the floor's.
+   **Placements.** Every variant runs three times over, with its threads placed three ways
+   (``--placements``, see ``_placement.py``): *free* (as the scheduler decides: the issue's
+   figure), *same* (every thread on one CPU) and *split* (the client side, the main thread,
+   on one CPU; the server side, the server thread or the socket loop, on another). Each
+   placement has its own table and verdict. The reason: on a small virtual machine most of a
+   round trip between two threads is the kernel waking the other one, and that costs a
+   context switch (~3 µs) on one CPU but an inter-processor interrupt (~25 µs here) across
+   two. Linux puts a pair of threads that wake each other through a socket (raw) on one CPU
+   when it can, and a pair that wake each other through a lock or an eventfd (the test's
+   thread and the socket loop, or loop's model) on two. Left free, raw is thus measured
+   either way from run to run (~13 or ~55 µs) while ours stays split: ``free`` can compare a
+   same-CPU floor with a two-CPU fixture. ``same`` and ``split`` compare like with like;
+   ``same`` also shows the CPU each variant spends per round trip, as nothing waits for
+   another CPU. ``--one-cpu`` runs the ``same`` placement only.
 
 5. **Concurrency.** ``C`` = 5,000 connections (500 with ``--quick``) held open at once by one
    process against one server in the same process, each making 10 request/response pairs in
@@ -104,7 +111,6 @@ apart; the top functions by own time are printed. Profiled runs are not part of 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import math
 import os
@@ -113,10 +119,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
+import _placement
 from _common import (
     NO_PROFILE,
     Profilers,
@@ -152,6 +158,11 @@ ROUND_TRIPS_QUICK = 2_000
 CONNECTIONS_FULL = 5_000
 CONNECTIONS_QUICK = 500
 FD_MARGIN = 64
+PLACEMENT_TEXT = {
+    _placement.FREE: "placed by the scheduler",
+    _placement.SAME: "all on one CPU",
+    _placement.SPLIT: "client side on one CPU, server side on another",
+}
 """Descriptors kept free beside the two per connection (listener, epoll, pipes, stdio)."""
 
 
@@ -239,37 +250,20 @@ class LatencyRow:
     mean_x_raw: float
 
 
-def _set_affinity(cpus: set[int]) -> None:
-    # Every thread of this process (the socket loop's too, if it runs); threads started later
-    # inherit the mask of the thread that starts them.
-    for tid in os.listdir("/proc/self/task"):
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(int(tid), cpus)
-
-
-@contextlib.contextmanager
-def pinned_to_one_cpu(enabled: bool) -> Iterator[None]:
-    """With ``enabled``, run the block with every thread of this process on one CPU."""
-    if not enabled or not hasattr(os, "sched_setaffinity"):
-        yield
-        return
-    original = os.sched_getaffinity(0)
-    _set_affinity({min(original)})
-    try:
-        yield
-    finally:
-        _set_affinity(original)
-
-
-def measure_latency(rounds: int, repeat: int, timeout: float) -> list[LatencyMeasurement]:
-    """Run every variant ``repeat`` times, interleaved; print each as it ends."""
+def measure_latency(
+    rounds: int, repeat: int, timeout: float, placement: str
+) -> list[LatencyMeasurement]:
+    """Run every variant ``repeat`` times, interleaved, with its threads placed as
+    ``placement`` says (see ``_placement``); print each as it ends."""
     results = [LatencyMeasurement(name, rounds) for name, _ in LATENCY_VARIANTS]
     order = list(zip(LATENCY_VARIANTS, results))
     for round_, ((name, variant), result) in interleaved(order, repeat):
         gc.collect()
-        result.add(variant(rounds, timeout, NO_PROFILE))
+        with _placement.placed(placement):
+            result.add(variant(rounds, timeout, NO_PROFILE))
         print(
-            f"  round {round_ + 1} {name:<8} median {result.medians_us[-1]:7.1f} us  "
+            f"  {placement:<5} round {round_ + 1} {name:<8} "
+            f"median {result.medians_us[-1]:7.1f} us  "
             f"p99 {result.p99s_us[-1]:7.1f} us  mean {result.means_us[-1]:7.1f} us  "
             f"cpu {result.cpus_us[-1]:7.1f} us/rt",
             flush=True,
@@ -295,14 +289,15 @@ def latency_rows(results: list[LatencyMeasurement]) -> list[LatencyRow]:
     ]
 
 
-def format_latency(rows: list[LatencyRow], rounds: int, repeat: int) -> str:
-    """Render the latency rows as a fixed-width text table."""
+def format_latency(rows: list[LatencyRow], rounds: int, repeat: int, placement: str) -> str:
+    """Render the latency rows of one placement as a fixed-width text table."""
     header = (
         f"{'variant':<8} {'median us':>9} {'p99 us':>8} {'mean us':>8} {'cpu us':>7}  "
         f"{'median x raw':>12} {'p99 x raw':>9} {'mean x raw':>10}"
     )
     lines = [
-        f"3. round-trip latency: {rounds:,} PING/+PONG pairs per run, median of {repeat} runs",
+        f"3. round-trip latency, threads {PLACEMENT_TEXT[placement]}: {rounds:,} PING/+PONG "
+        f"pairs per run, median of {repeat} runs",
         *ruled(header),
     ]
     for row in rows:
@@ -528,13 +523,31 @@ def _git_revision() -> str:
     return done.stdout.strip()
 
 
+def _measurements_json(measurements: list[LatencyMeasurement]) -> list[dict[str, Any]]:
+    return [
+        {
+            **asdict(m),
+            "median_us": m.median_us,
+            "p99_us": m.p99_us,
+            "mean_us": m.mean_us,
+            "cpu_us": m.cpu_us,
+        }
+        for m in measurements
+    ]
+
+
 def write_json(
     args: argparse.Namespace,
     wall: float,
-    latency: tuple[list[LatencyRow], list[LatencyMeasurement]],
+    placed: dict[str, tuple[list[LatencyRow], list[LatencyMeasurement]]],
     concurrency: tuple[list[ConcurrencyRow], list[ConcurrencyMeasurement]],
 ) -> None:
-    """Write the tables' rows, every run's figures and the platform to ``args.json``."""
+    """Write the tables' rows, every run's figures and the platform to ``args.json``.
+
+    ``latency_rows`` and ``latency_measurements`` are the first placement's (``free`` unless
+    only others were asked for); ``latency_placements`` has every placement's.
+    """
+    latency = placed[args.placements[0]]
     report: dict[str, Any] = {
         "quick": args.quick,
         "repeat": args.repeat,
@@ -544,19 +557,17 @@ def write_json(
         "wall_seconds": wall,
         **platform_fields(),
         "git_revision": _git_revision(),
-        "one_cpu": args.one_cpu,
+        "placements": args.placements,
         "rlimit_nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
         "latency_rows": [asdict(row) for row in latency[0]],
-        "latency_measurements": [
-            {
-                **asdict(m),
-                "median_us": m.median_us,
-                "p99_us": m.p99_us,
-                "mean_us": m.mean_us,
-                "cpu_us": m.cpu_us,
+        "latency_measurements": _measurements_json(latency[1]),
+        "latency_placements": {
+            placement: {
+                "rows": [asdict(row) for row in rows],
+                "measurements": _measurements_json(measurements),
             }
-            for m in latency[1]
-        ],
+            for placement, (rows, measurements) in placed.items()
+        },
         "concurrency_rows": [asdict(row) for row in concurrency[0]],
         "concurrency_runs": [
             {
@@ -586,13 +597,25 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         "--timeout", type=float, default=60.0, help="seconds any single wait may take"
     )
     parser.add_argument(
-        "--one-cpu", action="store_true", help="run figure 3 with every thread on one CPU"
+        "--placements",
+        default=",".join(_placement.PLACEMENTS),
+        help="figure 3's thread placements, comma-separated (free,same,split; the first "
+        "is the one the issue's figure reads)",
+    )
+    parser.add_argument(
+        "--one-cpu", action="store_true", help="figure 3 with every thread on one CPU only"
     )
     parser.add_argument(
         "--profile", action="store_true", help="then profile ours (latency and concurrency)"
     )
     args = parser.parse_args(argv)
     check_repeat(parser, args)
+    args.placements = ["same"] if args.one_cpu else args.placements.split(",")
+    unknown = [p for p in args.placements if p not in _placement.PLACEMENTS]
+    if unknown or not args.placements:
+        parser.error(f"--placements: choose from {','.join(_placement.PLACEMENTS)}")
+    if not _placement.supported() or (os.cpu_count() or 1) < 2:
+        args.placements = [p for p in args.placements if p == _placement.FREE] or ["free"]
     if args.round_trips is None:
         args.round_trips = ROUND_TRIPS_QUICK if args.quick else ROUND_TRIPS_FULL
     if args.connections is None:
@@ -617,23 +640,27 @@ def main(argv: Optional[list[str]] = None) -> int:
         flush=True,
     )
     print(f"3. round-trip latency: {args.round_trips:,} round trips per run")
-    with pinned_to_one_cpu(args.one_cpu):
-        latency_results = measure_latency(args.round_trips, args.repeat, args.timeout)
+    placed: dict[str, tuple[list[LatencyRow], list[LatencyMeasurement]]] = {}
+    for placement in args.placements:
+        results = measure_latency(args.round_trips, args.repeat, args.timeout, placement)
+        placed[placement] = (latency_rows(results), results)
     print(
         f"5. concurrency: {args.connections:,} connections x {MESSAGES_PER_CONNECTION} "
         "request/responses"
     )
     concurrency_results = measure_concurrency(args.connections, args.repeat, args.timeout)
-    latency = (latency_rows(latency_results), latency_results)
     concurrency = (concurrency_rows(concurrency_results), concurrency_results)
     wall = time.perf_counter() - started
     tables = [
-        format_latency(latency[0], args.round_trips, args.repeat),
+        *(
+            format_latency(rows, args.round_trips, args.repeat, p)
+            for p, (rows, _) in placed.items()
+        ),
         format_concurrency(concurrency[0], args.repeat),
     ]
     print_report(tables, args.quick, wall)
     if args.json:
-        write_json(args, wall, latency, concurrency)
+        write_json(args, wall, placed, concurrency)
     if args.profile:
         profile_ours(args.round_trips, args.connections, args.timeout)
     failed = [run.error for m in concurrency_results for run in m.runs if run.error]
