@@ -68,6 +68,11 @@ class Conversation:
         self._derailed = False
         self._datagram = False
         self._plain: tuple[int, int, bool] = (-1, -1, False)  # (rules, unplain_count(), plain)
+        # The candidates change only when rules are added, the position moves or a rule with a
+        # count matches: (rules, _pos, _counted) is their cache key.
+        self._counted = 0
+        self._candidates_key: tuple[int, int, int] = (-1, -1, -1)
+        self._candidates_cache: list[int] = []
 
     @property
     def plain(self) -> bool:
@@ -104,6 +109,8 @@ class Conversation:
                 end = len(self._buf)  # the datagram is the message
             matched, self._buf = self._buf[:end], self._buf[end:]
             self.counts[index] += 1
+            if self.script.rules[index].times is not None:
+                self._counted += 1
             actions += self._steps(index, matched)
         return actions
 
@@ -137,6 +144,9 @@ class Conversation:
             self._unordered = [i for i, r in enumerate(rules) if not r.ordered]
 
     def _candidates(self) -> list[int]:
+        key = (len(self.script.rules), self._pos, self._counted)
+        if key == self._candidates_key:
+            return self._candidates_cache
         self._sync()
         out = []
         for index in self._ordered[self._pos :]:
@@ -152,6 +162,7 @@ class Conversation:
             if self.script.rules[i].times is None
             or self.counts[i] < (self.script.rules[i].times or 0)
         ]
+        self._candidates_key, self._candidates_cache = key, out
         return out
 
     def _match(self) -> Optional[tuple[int, int]]:
