@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -159,3 +160,33 @@ def test_text_that_cannot_be_encoded_is_refused_when_scripted() -> None:
         Script().expect("\udcff")
     with pytest.raises(ValueError, match="respond\\(\\) payload is not valid text"):
         Script().expect(b"x").respond("\udcff")
+
+
+def test_the_rules_in_play_follow_matches_and_rules_added_meanwhile() -> None:
+    # The conversation caches which rules may match next: a counted match, a move along the
+    # ordered rules and a rule added while it runs must each be seen at once.
+    def script_and_sent() -> tuple[Script, Conversation, Callable[[bytes], list[bytes]]]:
+        script = Script()
+        script.expect(b"a", times=2).respond(b"1")
+        script.expect(b"x", ordered=False, times=None).respond(b"X")
+        conversation = Conversation(script)
+
+        def sent(data: bytes) -> list[bytes]:
+            return [action.data for action in conversation.feed(data) if action.kind == "send"]
+
+        return script, conversation, sent
+
+    script, conversation, sent = script_and_sent()
+    assert sent(b"a") == [b"1"]
+    assert sent(b"x") == [b"X"]
+    assert sent(b"a") == [b"1"]
+    assert sent(b"a") == []  # matched its two times: no longer in play
+    assert conversation.derailed
+
+    script, conversation, sent = script_and_sent()
+    assert sent(b"a") + sent(b"a") == [b"1", b"1"]
+    script.expect(b"b").respond(b"2")
+    assert sent(b"b") == [b"2"]
+    assert sent(b"x") == [b"X"]
+    assert sent(b"b") == []
+    assert conversation.unexpected == ["b'b' (expected expect(b'x', times=None, ordered=False))"]
