@@ -20,10 +20,13 @@ bottleneck; well below = it waited for the sender or the kernel) and every sampl
 What is measured is always the *receiver*. The sender is a plain blocking stdlib socket in a
 separate process (started once, with the ``spawn`` method) that writes pre-built 1 MiB chunks
 with ``sendall`` to 127.0.0.1 and then closes. A separate process keeps the sender off the
-receiver's GIL, so no receiver is slowed down by the sender's Python code; on a machine with two
-cores each side has a core. A run's clock starts just before the sender is told to connect and
-stops when the receiver has the last message, so connection set-up (well under a millisecond)
-is included.
+receiver's GIL, so no receiver is slowed down by the sender's Python code. On a machine with
+two CPUs or more the sender process is pinned to one and this process (every receiver, and
+ours' socket loop) to another (``--no-pin`` leaves them to the scheduler): left free, the
+scheduler at times ran the sender on the receiver's CPU for the start of a run, which made
+ours' 1 GiB runs vary from 0.18 to 0.26 s and the scaling figure read ~0.77 (faster with
+size). A run's clock starts just before the sender is told to connect and stops when the
+receiver has the last message, so connection set-up (well under a millisecond) is included.
 
 The figures:
 
@@ -66,6 +69,7 @@ import contextlib
 import cProfile
 import gc
 import multiprocessing
+import os
 import socket
 import statistics
 import sys
@@ -152,6 +156,7 @@ class Sender:
         self._process = context.Process(target=_sender_main, args=(child,), daemon=True)
         self._process.start()
         child.close()
+        self.pid: Optional[int] = self._process.pid
 
     def start(self, kind: str, port: int, nbytes: int) -> None:
         """Tell the sender to connect to ``port`` and send ``nbytes`` of ``kind``."""
@@ -581,6 +586,7 @@ def write_json(
     report = {
         "quick": args.quick,
         "repeat": args.repeat,
+        "pinned": args.pinned,
         "wall_seconds": wall,
         **platform_fields(),
         "rows": [asdict(row) for row in rows],
@@ -610,9 +616,33 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", action="store_true", help="then profile one run of ours per workload"
     )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="leave the sender and the receivers where the scheduler puts them",
+    )
     args = parser.parse_args(argv)
     check_repeat(parser, args)
     return args
+
+
+def pin_apart(sender: Sender) -> bool:
+    """Put the sender process on one CPU and this process (every receiver) on another; return
+    whether it could (Linux, two CPUs or more)."""
+    if not hasattr(os, "sched_setaffinity") or sender.pid is None:
+        return False
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return False
+    receiver, sending = {cpus[0]}, {cpus[1]}
+    try:
+        os.sched_setaffinity(sender.pid, sending)
+        for tid in os.listdir("/proc/self/task"):  # threads started later inherit the mask
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(int(tid), receiver)
+    except OSError:
+        return False
+    return True
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -620,6 +650,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     sender = Sender(args.timeout)
+    args.pinned = not args.no_pin and pin_apart(sender)
+    print(
+        "sender and receivers on CPUs of their own"
+        if args.pinned
+        else "sender and receivers placed by the scheduler",
+        flush=True,
+    )
     try:
         rows, measurements = run(args, sender)
         wall = time.perf_counter() - started
