@@ -33,6 +33,9 @@ class CallbackWorker(_RawGreenlet):  # type: ignore[misc]
         park = _RawGreenlet.switch
         hub = self.parent
         while queue is not None:
+            # Each batch in an empty contextvars context, as in a greenlet of its own: what
+            # one socket's callback set must not show in another's.
+            self.gr_context = None
             queue._run()
             queue = None  # parked, it must not keep the socket alive (nor its ResourceWarning)
             if len(idle) >= MAX_IDLE_WORKERS:

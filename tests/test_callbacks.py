@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from typing import Any
 
@@ -117,3 +118,28 @@ def test_no_more_than_the_limit_of_workers_stay_parked() -> None:
     assert len(workers) == count  # one greenlet each while they wait
     parked = _on_loop(lambda: len(getattr(gevent.get_hub(), _IDLE)))
     assert parked <= MAX_IDLE_WORKERS
+
+
+def test_a_batch_starts_in_an_empty_context_even_in_a_reused_worker() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("hsock_test", default="unset")
+    seen: list[tuple[str, int]] = []
+    done = threading.Event()
+
+    first_done = threading.Event()
+
+    def first() -> None:
+        var.set("set by the first socket's callback")
+        seen.append((var.get(), id(greenlet.getcurrent())))
+        first_done.set()  # its worker parks as this returns, before the loop runs anything else
+
+    def second() -> None:
+        seen.append((var.get(), id(greenlet.getcurrent())))
+        done.set()
+
+    _on_loop(lambda: CallbackQueue(lambda where, exc: None).post("test", first))
+    assert first_done.wait(WAIT)
+    _on_loop(lambda: CallbackQueue(lambda where, exc: None).post("test", second))
+    assert done.wait(WAIT)
+    assert seen[0][0] == "set by the first socket's callback"
+    assert seen[1][0] == "unset"
+    assert seen[0][1] == seen[1][1], "the second batch did not reuse the parked worker"
