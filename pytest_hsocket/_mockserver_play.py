@@ -24,6 +24,10 @@ ContextSource = Union[ssl.SSLContext, Callable[[], ssl.SSLContext]]
 """An ``ssl.SSLContext``, or a function that makes one when first needed."""
 
 
+_WAITS = frozenset(("delay", "start_tls"))
+"""Actions that may wait (a greenlet's, not the loop's): see ``Rule.plain``."""
+
+
 class _Connection:
     __slots__ = ("client", "conversation", "index", "transcript")
 
@@ -96,8 +100,14 @@ class ScriptPlayer(Socket):
 
     def _perform(self, conn: _Connection, actions: list[Action]) -> None:
         client = conn.client
-        for action in actions:
+        for index, action in enumerate(actions):
             stream = client._stream
+            if action.kind in _WAITS and gevent.getcurrent() is gevent.get_hub():
+                # Played in the loop's turn (see _reads_inline), and a rule gained a step that
+                # waits since that was decided: the rest goes to the connection's callback
+                # greenlet, in order, instead of blocking the loop.
+                client._post("mock server script", self._perform, conn, actions[index:])
+                return
             if action.kind == "matched":
                 conn.transcript.record("matched", note=action.note)
             elif action.kind == "send":

@@ -14,7 +14,7 @@ import pytest_hsocket as hsocket
 from pytest_hsocket._callbacks import CallbackWorker
 from pytest_hsocket._loop import get_loop
 from pytest_hsocket._read_delivery import INLINE_LIMIT, ReadDelivery
-from pytest_hsocket._rules import Rule
+from pytest_hsocket._rules import Action, Rule
 from pytest_hsocket.testing import MockServer, TestClient
 
 from .conftest import WAIT, port_of
@@ -124,3 +124,22 @@ def test_rule_plain_follows_its_steps() -> None:
     assert not server.expect(b"d").delay(0.1).plain
     assert not server.expect(b"e").dribble(b"xy").plain
     assert not server.expect(b"f").start_tls().plain
+
+
+def test_a_wait_that_reaches_the_loop_turn_goes_to_a_greenlet() -> None:
+    # A rule can gain a delay between the moment its script was found plain and the match:
+    # the actions from the delay on must then run in a greenlet, not block (or break) the hub.
+    server = MockServer.start(wait_timeout=WAIT)
+    server.expect(b"hello\n")
+    client = TestClient.open(*server.address, wait_timeout=WAIT)
+    try:
+        client.write(b"hello\n")
+        server.settle()  # the connection is known to the server now
+        conn = server._connections[0]
+        actions = [Action("delay", seconds=0.0), Action("send", b"late\n")]
+        get_loop().run_sync(lambda: server._perform(conn, actions))  # runs in the hub
+        assert client.expect(b"\n") == b"late\n"
+    finally:
+        client.disconnect()
+        server.close()
+    assert not server.callback_errors
