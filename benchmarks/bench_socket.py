@@ -9,13 +9,14 @@ Run it from the repository root, with the package importable::
 Every figure is the median of ``--repeat`` runs (3 at least; three times as many at the 1x
 size, whose runs are the shortest and the noisiest) and is printed as a table of
 ``figure, ours, peer, ours/peer``; ``--json`` writes the same rows plus every sample. The runs
-of the receivers compared on one workload are interleaved (ours, peer, peer, ours, ...), so a
-slow spell of the machine hits all of them alike. Bulk runs first: a run before it can leave
-glibc's allocator in a state that slows asyncio's bulk 5x. Before each workload's 1x size,
-each receiver runs once untimed on a tenth of it (a process's first runs pay for start-up).
-While it runs, one line per measurement shows the median time, MB/s, µs per message, the
-receiving process's CPU time over wall time (``cpu``: near 100 % = the receiver is the
-bottleneck; well below = it waited for the sender or the kernel) and every sample.
+of one workload are interleaved: each round runs every size (ascending, then descending) and
+at each size every receiver in turn, so a slow spell of the machine hits all sizes and
+receivers alike. Bulk runs first: a run before it can leave glibc's allocator in a state that
+slows asyncio's bulk 5x. Before a workload, each receiver runs once untimed on a tenth of its
+1x size (a process's first runs pay for start-up). At the end of each workload, one line
+per measurement shows the median time, MB/s, µs per message, the receiving process's CPU time
+over wall time (``cpu``: near 100 % = the receiver is the bottleneck; well below = it waited
+for the sender or the kernel) and every sample.
 
 What is measured is always the *receiver*. The sender is a plain blocking stdlib socket in a
 separate process (started once, with the ``spawn`` method) that writes pre-built 1 MiB chunks
@@ -432,40 +433,53 @@ def measure(
     sender: Sender,
     receivers: list[tuple[str, Receiver]],
     framing: Framing,
-    messages: int,
+    count: int,
+    scales: list[int],
     repeat: int,
-    warm_up: bool = False,
-) -> list[Measurement]:
-    """Run each receiver ``repeat`` times on ``messages`` messages; keep every timing.
+) -> dict[int, list[Measurement]]:
+    """Run each receiver at each size (``count * scale`` messages); keep every timing.
 
-    The runs are interleaved (ours, peer, peer, ours, peer, ...) so that a slow spell of the
-    machine hits every receiver alike rather than one of them. With ``warm_up``, each receiver
-    first runs once, untimed, on a tenth of the messages.
+    First each receiver runs once, untimed, on a tenth of the 1x size: the first runs in a
+    process pay for imports, the socket loop's start and the allocator's first growth. Then
+    ``repeat`` rounds: each round runs every size (ascending, then descending the next round)
+    and, at each size, every receiver in turn, so that a slow spell of the machine hits all
+    sizes and receivers alike rather than one of them. The 1x size, whose runs are the
+    shortest and the noisiest and which every scaling figure divides by, runs three times a
+    round.
     """
-    nbytes = messages * (LINE_SIZE if isinstance(framing, bytes) else framing)
-    workload = f"{_kind(framing)} x{messages}"
-    results = [Measurement(name, workload, messages, nbytes) for name, _ in receivers]
-    if warm_up:
-        # One untimed run each, a tenth of the size: the first run of a receiver in this
-        # process pays for imports, the socket loop's start and the allocator's first growth.
-        small = max(messages // 10, 1)
-        size = small * (LINE_SIZE if isinstance(framing, bytes) else framing)
-        for _, receiver in receivers:
-            receiver(sender, framing, small, size)
-    for _ in range(repeat):
-        for (_, receiver), result in zip(receivers, results):
-            gc.collect()
-            timing = receiver(sender, framing, messages, nbytes)
-            result.seconds.append(timing.seconds)
-            result.cpu_seconds.append(timing.cpu_seconds)
-    for result in results:
-        shown = ", ".join(f"{s:.3f}" for s in result.seconds)
-        print(
-            f"  {result.receiver:<10} {workload:<14} median {result.median:7.3f} s "
-            f"{result.mb_per_s:8.1f} MB/s {result.us_per_message:8.3f} us/msg "
-            f"cpu {result.cpu_share:4.0%}  [{shown}]",
-            flush=True,
-        )
+
+    def nbytes(messages: int) -> int:
+        return messages * (LINE_SIZE if isinstance(framing, bytes) else framing)
+
+    results = {
+        scale: [
+            Measurement(
+                name, f"{_kind(framing)} x{count * scale}", count * scale, nbytes(count * scale)
+            )
+            for name, _ in receivers
+        ]
+        for scale in scales
+    }
+    small = max(count // 10, 1)
+    for _, receiver in receivers:
+        receiver(sender, framing, small, nbytes(small))
+    for round_ in range(repeat):
+        for scale in scales if round_ % 2 == 0 else scales[::-1]:
+            for _ in range(3 if scale == 1 else 1):
+                for (_, receiver), result in zip(receivers, results[scale]):
+                    gc.collect()
+                    timing = receiver(sender, framing, result.messages, result.nbytes)
+                    result.seconds.append(timing.seconds)
+                    result.cpu_seconds.append(timing.cpu_seconds)
+    for scale in scales:
+        for result in results[scale]:
+            shown = ", ".join(f"{s:.3f}" for s in result.seconds)
+            print(
+                f"  {result.receiver:<10} {result.workload:<14} median {result.median:7.3f} s "
+                f"{result.mb_per_s:8.1f} MB/s {result.us_per_message:8.3f} us/msg "
+                f"cpu {result.cpu_share:4.0%}  [{shown}]",
+                flush=True,
+            )
     return results
 
 
@@ -521,10 +535,9 @@ def run(args: argparse.Namespace, sender: Sender) -> tuple[list[Row], list[Measu
     blocks = (BULK_QUICK if args.quick else BULK_FULL) // BLOCK_SIZE
     scales = [1, 4] if args.quick else [1, 4, 16]
     # Bulk first: a run of lines before it can leave glibc's allocator in a state (its dynamic
-    # mmap threshold) that makes asyncio's readexactly 5x slower. Each workload's 1x size is
-    # preceded by an untimed warm-up of every receiver: ours' first bulk runs in a process were
-    # up to a third slower than its later ones, which made the scaling figure read as faster
-    # at 16x than at 1x.
+    # mmap threshold) that makes asyncio's readexactly 5x slower. Sizes are interleaved (see
+    # measure): run one after the other, a slow spell at the start of a workload fell on its
+    # 1x runs only, and the scaling figure read bulk as 0.66-0.77 (faster at 16x than at 1x).
     workloads: list[tuple[int, str, Framing, int, list[tuple[str, Receiver]]]] = [
         (
             2,
@@ -543,20 +556,10 @@ def run(args: argparse.Namespace, sender: Sender) -> tuple[list[Row], list[Measu
             print(f"{number}. delimiter-framed: {count:,} lines of {LINE_SIZE} bytes, x{scales}")
         else:
             print(f"{number}. length-framed: {count:,} blocks of {BLOCK_SIZE} bytes, x{scales}")
-        base: Optional[Measurement] = None
+        results = measure(sender, [("ours", receive_ours), *peers], framing, count, scales, repeat)
+        base = results[1][0]
         for scale in scales:
-            ours, *others = measure(
-                sender,
-                [("ours", receive_ours), *peers],
-                framing,
-                count * scale,
-                # The 1x runs are the shortest (1 GiB of bulk takes ~0.2 s) and the noisiest,
-                # and every scaling figure is over them: they get three times the samples.
-                repeat * 3 if scale == 1 else repeat,
-                warm_up=scale == 1,
-            )
-            if base is None:
-                base = ours
+            ours, *others = results[scale]
             measurements += [ours, *others]
             for peer in others:
                 if scale == 1:
