@@ -48,6 +48,12 @@ def _pin(tid: int, cpus: set[int]) -> None:
         os.sched_setaffinity(tid, cpus)
 
 
+def pin_all(cpus: set[int]) -> None:
+    """Pin every thread of this process to ``cpus`` (threads started later inherit it)."""
+    for tid in _tasks():
+        _pin(tid, cpus)
+
+
 def apply() -> None:
     """Pin every thread of the process as the current placement says (``free``: unpin)."""
     if not supported() or not _original:
@@ -55,14 +61,14 @@ def apply() -> None:
     allowed = _original[0]
     first = min(allowed)
     other = min((cpu for cpu in allowed if cpu != first), default=first)
-    main = threading.main_thread().native_id
-    for tid in _tasks():
-        if _current[0] == SAME:
-            _pin(tid, {first})
-        elif _current[0] == SPLIT:
+    if _current[0] == SAME:
+        pin_all({first})
+    elif _current[0] == SPLIT:
+        main = threading.main_thread().native_id
+        for tid in _tasks():
             _pin(tid, {first} if tid == main else {other})
-        else:
-            _pin(tid, allowed)
+    else:
+        pin_all(allowed)
 
 
 @contextlib.contextmanager

@@ -80,6 +80,7 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from typing import Callable, Optional, Union
 
+import _placement
 from _common import (
     HOST,
     BenchmarkError,
@@ -632,19 +633,16 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 def pin_apart(sender: Sender) -> bool:
     """Put the sender process on one CPU and this process (every receiver) on another; return
     whether it could (Linux, two CPUs or more)."""
-    if not hasattr(os, "sched_setaffinity") or sender.pid is None:
+    if not _placement.supported() or sender.pid is None:
         return False
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return False
-    receiver, sending = {cpus[0]}, {cpus[1]}
     try:
-        os.sched_setaffinity(sender.pid, sending)
-        for tid in os.listdir("/proc/self/task"):  # threads started later inherit the mask
-            with contextlib.suppress(OSError):
-                os.sched_setaffinity(int(tid), receiver)
+        os.sched_setaffinity(sender.pid, {cpus[1]})
     except OSError:
         return False
+    _placement.pin_all({cpus[0]})
     return True
 
 
