@@ -21,21 +21,64 @@ Python names are snake_case; the original's camelCase names are aliases.
 
 from __future__ import annotations
 
+import importlib
 import logging
-from typing import Union
+from typing import TYPE_CHECKING, Any, Union
 
-from . import udp
-from ._address import Address, parse_address
-from ._errors import (
-    CallbackError,
-    ConnectionClosed,
-    HSocketError,
-    InvalidThreadUseError,
-    LoopError,
-    ReadTimeout,
-)
-from ._framing import Completed, Prefixed, ReadQueue, ReadRequest
-from ._tcp import Socket, new, server
+if TYPE_CHECKING:
+    from . import udp
+    from ._address import Address, parse_address
+    from ._errors import (
+        CallbackError,
+        ConnectionClosed,
+        HSocketError,
+        InvalidThreadUseError,
+        LoopError,
+        ReadTimeout,
+    )
+    from ._framing import Completed, Prefixed, ReadQueue, ReadRequest
+    from ._tcp import Socket, new, server
+
+    parseAddress = parse_address
+
+# The pytest plugin (pytest_hsocket.plugin) loads in every pytest run of the environment, and
+# importing it imports this package first: the API (gevent with it) loads on first use of a
+# name, never at import (PEP 562).
+_LAZY = {
+    "udp": ("udp", None),
+    "Address": ("_address", "Address"),
+    "parse_address": ("_address", "parse_address"),
+    "parseAddress": ("_address", "parse_address"),
+    "CallbackError": ("_errors", "CallbackError"),
+    "ConnectionClosed": ("_errors", "ConnectionClosed"),
+    "HSocketError": ("_errors", "HSocketError"),
+    "InvalidThreadUseError": ("_errors", "InvalidThreadUseError"),
+    "LoopError": ("_errors", "LoopError"),
+    "ReadTimeout": ("_errors", "ReadTimeout"),
+    "Completed": ("_framing", "Completed"),
+    "Prefixed": ("_framing", "Prefixed"),
+    "ReadQueue": ("_framing", "ReadQueue"),
+    "ReadRequest": ("_framing", "ReadRequest"),
+    "Socket": ("_tcp", "Socket"),
+    "new": ("_tcp", "new"),
+    "server": ("_tcp", "server"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 
@@ -77,7 +120,6 @@ def set_log_level(level: Union[int, str]) -> None:
     logger.setLevel(level)
 
 
-parseAddress = parse_address
 setLogLevel = set_log_level
 
 __all__ = [

@@ -4,30 +4,44 @@ The code under test is usually plain blocking Python, so all socket work runs on
 thread. Public methods hand their work over with :meth:`SocketLoop.call` (FIFO, thread-safe);
 calls made on the loop thread itself run directly, since queueing work for the loop and waiting
 for it from the loop would deadlock.
+
+Importing this module is cheap (no gevent): the pytest plugin imports it in every run, and
+gevent loads when the loop starts. A child process forked after the loop started gets a fresh
+loop on first use; the sockets it inherited belong to the parent's loop and refuse every call.
 """
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import contextlib
+import importlib
 import logging
+import os
+import sys
+import threading
 from typing import Any, Callable, Optional, TypeVar
 
-import gevent
-from gevent import monkey
-
-from ._callbacks import release_workers
 from ._errors import CallbackError, LoopError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# In a monkey-patched process threading.Thread makes a greenlet and threading.Lock a gevent
-# lock; the loop needs a real OS thread and real locks, so take the originals.
-_start_new_thread: Callable[..., int] = monkey.get_original("_thread", "start_new_thread")
-_allocate_lock: Callable[[], Any] = monkey.get_original("_thread", "allocate_lock")
-_get_ident: Callable[[], int] = monkey.get_original("_thread", "get_ident")
+
+def _original(name: str) -> Any:
+    # In a monkey-patched process threading.Thread makes a greenlet and threading.Lock a gevent
+    # lock; the loop needs a real OS thread and real locks, so take the originals. Without
+    # gevent loaded nothing can be patched yet, and _thread's own are the originals.
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:
+        return monkey.get_original("_thread", name)
+    return getattr(_thread, name)
+
+
+_start_new_thread: Callable[..., int] = _original("start_new_thread")
+_allocate_lock: Callable[[], Any] = _original("allocate_lock")
+_get_ident: Callable[[], int] = _original("get_ident")
 
 RUN_SYNC_TIMEOUT = 30.0
 """Seconds a caller waits for the loop to answer a synchronous call before giving up."""
@@ -50,13 +64,34 @@ class SocketLoop:
         thread_id: The OS thread id of the loop, once started.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, error_sinks: Optional[list[Callable[[CallbackError], None]]] = None) -> None:
         self.thread_id: Optional[int] = None
         self._hub: Any = None
         self._keepalive: Any = None
         self._lock = _allocate_lock()
         self._stopped = _allocate_lock()
-        self._error_sinks: list[Callable[[CallbackError], None]] = []
+        self._error_sinks: list[Callable[[CallbackError], None]] = (
+            [] if error_sinks is None else error_sinks
+        )
+        self._forked_from: Optional[int] = None  # the parent's pid, in a forked child
+
+    def _refuse_if_forked(self) -> None:
+        if self._forked_from is not None:
+            raise LoopError(
+                f"this socket belongs to the socket loop of process {self._forked_from}, "
+                f"which forked this one ({os.getpid()}): sockets made before os.fork() cannot "
+                "be used in the child; make new ones there"
+            )
+
+    def orphan(self) -> SocketLoop:
+        """In a child process forked after the loop started: leave this loop to the parent
+        (every later call on it raises :class:`LoopError`) and return a fresh one for the
+        child, started on first use, that reports to the same error sinks."""
+        self._forked_from = os.getppid()
+        self._hub = None
+        self._keepalive = None
+        self.thread_id = None
+        return SocketLoop(self._error_sinks)
 
     @property
     def running(self) -> bool:
@@ -73,18 +108,32 @@ class SocketLoop:
         Raises:
             LoopError: If the thread did not come up within ``RUN_SYNC_TIMEOUT``.
         """
+        self._refuse_if_forked()
         with self._lock:
             if self._hub is not None:
                 return
+            # Loaded here, where an ImportError reaches the caller rather than the thread.
+            importlib.import_module("gevent")
             ready = _allocate_lock()
             ready.acquire()
             self._stopped = _allocate_lock()
             self._stopped.acquire()
-            _start_new_thread(self._run, (ready,))
+            _start_new_thread(self._run, (ready, _thread_hooks()))
             if not ready.acquire(timeout=RUN_SYNC_TIMEOUT):
                 raise LoopError("the socket loop thread did not start")
 
-    def _run(self, ready: Any) -> None:
+    def _run(self, ready: Any, hooks: tuple[Any, Any]) -> None:
+        # As threading.Thread does: coverage.py (threading.settrace) and profilers see the
+        # callbacks and rule functions that run here.
+        trace, profile = hooks
+        if trace is not None:
+            sys.settrace(trace)
+        if profile is not None:
+            sys.setprofile(profile)
+        import gevent
+
+        from ._callbacks import release_workers
+
         try:
             hub = gevent.get_hub()
             # A hub with no active watcher exits at once: keep one referenced for the lifetime.
@@ -140,7 +189,7 @@ class SocketLoop:
             return
         hub = self._hub
         if hub is None:
-            self.start()
+            self.start()  # refuses in a forked child
             hub = self._hub
         hub.loop.run_callback_threadsafe(self._guarded, fn, args)
 
@@ -211,14 +260,38 @@ class SocketLoop:
                 log.exception("error sink %r raised", self._error_sinks[-1])
 
 
+def _thread_hooks() -> tuple[Any, Any]:
+    # threading.gettrace/getprofile are 3.10+; before, the same values are module globals.
+    trace = getattr(threading, "gettrace", lambda: getattr(threading, "_trace_hook", None))()
+    profile = getattr(threading, "getprofile", lambda: getattr(threading, "_profile_hook", None))()
+    return trace, profile
+
+
 _LOOP = SocketLoop()
 
 
 def get_loop() -> SocketLoop:
     """Return the process's socket loop, starting it if needed."""
-    if not _LOOP.running:
-        _LOOP.start()
+    loop = _LOOP
+    if not loop.running:
+        loop.start()
+    return loop
+
+
+def peek_loop() -> SocketLoop:
+    """Return the process's socket loop without starting it (for error sinks)."""
     return _LOOP
+
+
+def _after_fork_in_child() -> None:
+    # The parent's loop thread does not exist here; its hub and sockets are the parent's.
+    global _LOOP
+    if _LOOP.running:
+        _LOOP = _LOOP.orphan()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _stop_at_exit() -> None:
