@@ -1,4 +1,9 @@
-"""The pytest11 entry point of pytest-hsocket: fixtures, options and report hooks."""
+"""The pytest11 entry point of pytest-hsocket: fixtures, options and report hooks.
+
+It loads in every pytest run of the environment, so importing it imports pytest and the
+plugin's own definitions only: the library, gevent, trustme, ssl and asyncio load when a test
+first uses a fixture (or the API), and the socket loop thread starts then.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,6 @@ from typing import Any
 
 import pytest
 
-from .._mockserver import MockServer
-from .._udpserver import UdpMockServer
 from .assertions import pytest_assertrepr_compare
 from .fixtures import (
     FRAGMENTER,
@@ -31,12 +34,13 @@ from .servers import (
     hsock_unix_server,
 )
 from .state import (
-    TRANSCRIPT_SOURCES,
     HsockTest,
     current_test,
+    finish,
     pytest_runtest_setup,
     pytest_runtest_teardown,
     pytest_sessionfinish,
+    state_of,
 )
 from .udp_proxy import UdpProxyFactory, hsock_udp_proxy
 
@@ -56,33 +60,58 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
+def _attach(report: pytest.TestReport, title: str, text: str) -> None:
+    # Into the failure's own text: the terminal shows it under the traceback, and --junitxml
+    # writes it into <failure>/<error> whatever junit_logging says (CI report pages show that
+    # text); xdist and pytest-html carry it along.
+    longrepr = report.longrepr
+    addsection = getattr(longrepr, "addsection", None)
+    if callable(addsection):
+        addsection(title, text)
+    elif isinstance(longrepr, str):
+        report.longrepr = f"{longrepr}\n{f' {title} ':-^80}\n{text}"
+    else:
+        report.sections.append((title, text))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Any, None]:
-    """Add each connection's transcript (and the fragmentation run) to a failed test's report."""
+    """Add each connection's transcript (and the fragmentation run) to a failed test's report;
+    after the teardown report, let go of what the test held."""
     outcome = yield
     report = outcome.get_result()
-    if not report.failed:
-        return
+    test = state_of(item)
+    try:
+        if report.failed and test is not None:
+            _describe_failure(item, test, report, call.when)
+    finally:
+        if call.when == "teardown":
+            finish(item)
+
+
+def _describe_failure(
+    item: pytest.Item, test: HsockTest, report: pytest.TestReport, when: str
+) -> None:
+    # Under pytest-rerunfailures every attempt makes its own report: name the attempt.
+    label = (
+        f"{when}, attempt {test.attempt}"
+        if test.attempt > 1 or hasattr(item, "execution_count")
+        else when
+    )
     fragmenter = item.stash.get(FRAGMENTER, None)
     if fragmenter is not None:
         replay = (
             f"replay exactly this run: pytest '{item.nodeid}' "
             f"--hsock-fragment-seed={fragmenter.seed}"
         )
-        report.sections.append(("hsocket fragmentation", f"{fragmenter.describe()}\n{replay}"))
+        _attach(report, f"hsocket fragmentation ({label})", f"{fragmenter.describe()}\n{replay}")
     if not show_transcripts(item):
         return
-    sources = item.stash.get(TRANSCRIPT_SOURCES, [])
-    texts = []
-    for source in sources:
-        if isinstance(source, (MockServer, UdpMockServer)):
-            texts += [t.render() for t in source.transcripts]
-        else:
-            texts.append(source.transcript.render())
+    texts = test.transcripts()
     if texts:
-        report.sections.append((f"hsocket transcripts ({call.when})", "\n\n".join(texts)))
+        _attach(report, f"hsocket transcripts ({label})", "\n\n".join(texts))
 
 
 __all__ = [

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import pytest
 from _pytest._io.saferepr import saferepr
-
-from .._transcript import TaggedBytes, diff
 
 
 def pytest_assertrepr_compare(
@@ -16,6 +15,12 @@ def pytest_assertrepr_compare(
     """Explain a failed ``==`` where one side is data from a tagged read."""
     if op != "==":
         return None
+    # Tagged data exists only once the library has loaded: a run that never used it pays
+    # nothing here, not even the import.
+    transcript = sys.modules.get("pytest_hsocket._transcript")
+    if transcript is None:
+        return None
+    TaggedBytes, diff = transcript.TaggedBytes, transcript.diff
     if isinstance(left, TaggedBytes) and isinstance(right, (bytes, bytearray)):
         actual, expected = left, bytes(right)
     elif isinstance(right, TaggedBytes) and isinstance(left, (bytes, bytearray)):

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Callable, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
 
 import pytest
-import trustme
 
 from .._errors import CallbackError
-from .._fragment import Fragmenter
 from .._loop import get_loop
-from .._mockserver import ExpectationError, MockServer
-from .._sync import Gate
-from .._testclient import TestClient, open_client
-from .._udpserver import UdpMockServer, UdpTestClient
 from .state import current_test
 from .tls import TlsMaterial, client_tls_context
+
+# The library (gevent, ssl, trustme) loads when a test first uses a fixture, not with the plugin.
+if TYPE_CHECKING:
+    import trustme
+
+    from .._fragment import Fragmenter
+    from .._mockserver import MockServer
+    from .._testclient import TestClient
+    from .._udpserver import UdpMockServer, UdpTestClient
 
 
 class ClientFactory(Protocol):
@@ -44,7 +47,7 @@ def hsock_timeout() -> float:
     return current_test().timeout
 
 
-FRAGMENTER = pytest.StashKey[Fragmenter]()
+FRAGMENTER = pytest.StashKey["Fragmenter"]()
 
 
 @pytest.fixture
@@ -55,6 +58,8 @@ def hsock_fragmentation() -> Optional[Fragmenter]:
     run = callspec.params.get("hsock_fragmentation") if callspec is not None else None
     if run is None:
         return None
+    from .._fragment import Fragmenter
+
     marker = node.get_closest_marker("hsock_fragment")
     pause = float(marker.kwargs.get("pause", 0.002)) if marker is not None else 0.002
     fragmenter = Fragmenter(node.config.getoption("--hsock-fragment-seed"), run, pause)
@@ -71,6 +76,9 @@ def hsock_client() -> Iterator[ClientFactory]:
     (the server's host, or ``peer_name``); ``client_cert=True`` adds a certificate from
     ``hsock_ca`` for mutual TLS. ``client.start_tls()`` (STARTTLS) trusts ``hsock_ca`` too.
     """
+    from .._sync import Gate
+    from .._testclient import open_client
+
     test = current_test()
     timeout, material = test.timeout, test.material
     clients: list[TestClient] = []
@@ -114,6 +122,9 @@ def hsock_client() -> Iterator[ClientFactory]:
 def hsock_udp_server() -> Iterator[UdpMockServer]:
     """A scriptable UDP server on 127.0.0.1 and an OS-chosen port: ``expect(datagram)``
     rules answer each sender; closed and checked at teardown."""
+    from .._mockserver import ExpectationError
+    from .._udpserver import UdpMockServer
+
     test = current_test()
     server = UdpMockServer.start(wait_timeout=test.timeout)
     test.sources.append(server)
@@ -134,6 +145,8 @@ def hsock_udp_server() -> Iterator[UdpMockServer]:
 def hsock_udp_client() -> Iterator[Callable[..., UdpTestClient]]:
     """Open connected UDP test clients: ``hsock_udp_client(server)`` or ``(host, port)``;
     each has ``expect()`` and ``request(data)``; closed at teardown."""
+    from .._udpserver import UdpTestClient
+
     test = current_test()
     sources, timeout = test.sources, test.timeout
     clients: list[UdpTestClient] = []

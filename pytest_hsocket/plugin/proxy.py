@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Optional, Protocol, Union
+from typing import TYPE_CHECKING, Optional, Protocol, Union
 
 import pytest
 
-from .._proxy import FaultProxy
+if TYPE_CHECKING:
+    from .._proxy import FaultProxy
 
 
 class HasAddress(Protocol):
@@ -40,6 +41,8 @@ def hsock_proxy(hsock_timeout: float) -> Iterator[ProxyFactory]:
     ``proxy.address`` and add toxics with ``proxy.upstream`` / ``proxy.downstream``. The proxy
     gives up reaching the upstream after ``hsock_timeout`` seconds. All are closed at teardown.
     """
+    from .._proxy import FaultProxy  # the library loads when a test first uses the fixture
+
     proxies: list[FaultProxy] = []
 
     def make(

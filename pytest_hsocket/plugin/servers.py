@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from typing import Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 
 import pytest
 
-from .._fragment import Fragmenter
-from .._mockserver import ExpectationError, MockServer, unix_socket_dir
-from .._pool import ServerPool
 from .state import current_test
 from .tls import server_tls_context
+
+if TYPE_CHECKING:
+    from .._fragment import Fragmenter
+    from .._mockserver import MockServer
 
 
 class ServerFactory(Protocol):
@@ -54,6 +55,9 @@ class _Servers:
         tls: bool = False,
         mutual: bool = False,
     ) -> MockServer:
+        from .._mockserver import MockServer, unix_socket_dir
+        from .._pool import ServerPool
+
         test = self.test
         test.servers += 1
         label = name or ("hsock_server" if test.servers == 1 else f"hsock_server #{test.servers}")
@@ -83,6 +87,8 @@ class _Servers:
         return server
 
     def finish(self) -> None:
+        from .._mockserver import ExpectationError
+
         pool = self.pool
         for server in self.servers:
             if pool is not None and pool.owns(server):

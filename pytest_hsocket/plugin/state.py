@@ -5,27 +5,31 @@ for ``request`` costs as much again; ``hsock_server`` + ``hsock_client`` used to
 them. Here the per-test state is made by a ``pytest_runtest_setup`` hook and found by the
 fixtures with :func:`current_test`; the session's TLS material and listener pool hang off the
 config. The same hooks fail a test whose socket callbacks raised (what no fixture reported).
+
+The plugin is a guest in every pytest run of its environment: these hooks load no gevent and
+start no loop thread (the fixtures and the API do that, on first use), and once a test's last
+report is made, :func:`finish` lets go of its servers, clients and transcripts.
 """
 
 from __future__ import annotations
 
 import traceback
-from collections.abc import Generator
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pytest
 
 from .._errors import CallbackError
-from .._loop import RUN_SYNC_TIMEOUT, get_loop
-from .._pool import ServerPool
-from .._sync import Gate
+from .._loop import RUN_SYNC_TIMEOUT, peek_loop
 from .options import reuse_ports, wait_timeout
 from .tls import TlsMaterial, tls_material
 
-TRANSCRIPT_SOURCES = pytest.StashKey[list[Any]]()
-"""Per test: the servers and clients whose transcripts a failure report shows."""
+if TYPE_CHECKING:
+    from .._pool import ServerPool
+    from .._sync import Gate
 
-_POOL = pytest.StashKey[ServerPool]()
+_POOL = pytest.StashKey["ServerPool"]()
+_TEST = pytest.StashKey["HsockTest"]()
+_RUNS = pytest.StashKey[int]()
 
 
 class HsockTest:
@@ -33,17 +37,19 @@ class HsockTest:
 
     Attributes:
         node: The test item.
+        attempt: Which run of the item this is (1, then 2... under pytest-rerunfailures).
         sources: The servers and clients whose transcripts a failure report shows.
         servers: How many TCP mock servers the test started (they are named by it).
         clients_closed: Opens once the loop has closed the clients ``hsock_client`` let go of.
         errors: Callback errors of any hs.socket, reported (or not) by the fixtures.
     """
 
-    __slots__ = ("_timeout", "clients_closed", "errors", "node", "servers", "sources")
+    __slots__ = ("_timeout", "attempt", "clients_closed", "errors", "node", "servers", "sources")
 
-    def __init__(self, node: pytest.Item) -> None:
+    def __init__(self, node: pytest.Item, attempt: int = 1) -> None:
         self.node = node
-        self.sources: list[Any] = node.stash.setdefault(TRANSCRIPT_SOURCES, [])
+        self.attempt = attempt
+        self.sources: list[Any] = []
         self.servers = 0
         self.clients_closed: Optional[Gate] = None
         self.errors: list[CallbackError] = []
@@ -73,8 +79,25 @@ class HsockTest:
             return None
         pool = config.stash.get(_POOL, None)
         if pool is None:
+            from .._pool import ServerPool
+
             pool = config.stash[_POOL] = ServerPool()
         return pool
+
+    def transcripts(self) -> list[str]:
+        """Render the transcripts of the test's servers and clients, in the order they began.
+
+        A server (TCP or UDP) has ``transcripts``, one per connection or sender; a client has
+        one ``transcript``: recognised by shape, so that a report loads no module of ours.
+        """
+        texts = []
+        for source in self.sources:
+            many = getattr(source, "transcripts", None)
+            if many is not None:
+                texts += [t.render() for t in many]
+            else:
+                texts.append(source.transcript.render())
+        return texts
 
 
 _CURRENT: list[HsockTest] = []  # a stack: a pytester run inside a test pushes its own
@@ -91,30 +114,34 @@ def current_test() -> HsockTest:
     return _CURRENT[-1]
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    """Make the test's state and start collecting socket callback errors."""
-    test = HsockTest(item)
+def state_of(item: pytest.Item) -> Optional[HsockTest]:
+    """Return the state of ``item``'s current run, if it is running."""
+    return item.stash.get(_TEST, None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before the fixtures: make the test's state and collect socket callback errors (the
+    loop, if a test starts it, reports to the sink; registering it starts nothing)."""
+    runs = item.stash[_RUNS] = item.stash.get(_RUNS, 0) + 1
+    attempt = getattr(item, "execution_count", None)  # pytest-rerunfailures counts its runs
+    test = HsockTest(item, attempt if isinstance(attempt, int) else runs)
+    item.stash[_TEST] = test
     _CURRENT.append(test)
-    get_loop().add_error_sink(test.errors.append)
-    return (yield)
+    peek_loop().add_error_sink(test.errors.append)
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
     """After the fixtures: wait until ``hsock_client``'s clients are closed, then fail the test
     if a socket callback raised and no fixture reported it."""
-    test = next((t for t in reversed(_CURRENT) if t.node is item), None)
-    try:
-        result = yield
-        closed = test.clients_closed if test is not None else None
-        if closed is not None and not closed.wait(RUN_SYNC_TIMEOUT):
-            pytest.fail("the socket loop did not close hsock_client's clients", pytrace=False)
-    finally:
-        if test is not None:
-            get_loop().remove_error_sink(test.errors.append)
-            _CURRENT.remove(test)
-    unreported = [e for e in test.errors if not e.reported] if test is not None else []
+    test = state_of(item)
+    if test is None:
+        return
+    closed = test.clients_closed
+    if closed is not None and not closed.wait(RUN_SYNC_TIMEOUT):
+        pytest.fail("the socket loop did not close hsock_client's clients", pytrace=False)
+    unreported = [e for e in test.errors if not e.reported]
     if unreported:
         details = []
         for error in unreported:
@@ -123,7 +150,20 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
             if cause is not None and cause.__traceback__ is not None:
                 details += traceback.format_tb(cause.__traceback__)
         pytest.fail("a socket callback raised:\n" + "\n".join(details), pytrace=False)
-    return result
+
+
+def finish(item: pytest.Item) -> None:
+    """Once the teardown report is made: stop collecting the test's callback errors and let
+    go of everything it held (servers, clients, buffers, transcripts, tracebacks)."""
+    test = item.stash.get(_TEST, None)
+    if test is None:
+        return
+    del item.stash[_TEST]
+    peek_loop().remove_error_sink(test.errors.append)
+    if test in _CURRENT:
+        _CURRENT.remove(test)
+    test.sources.clear()
+    test.errors.clear()
 
 
 @pytest.hookimpl(tryfirst=True)

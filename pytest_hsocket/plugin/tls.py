@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import ssl
 import threading
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import pytest
-import trustme
+
+if TYPE_CHECKING:  # ssl and trustme (cryptography) load when a test first uses TLS
+    import ssl
+
+    import trustme
 
 SERVER_NAMES = ("127.0.0.1", "localhost", "::1")
 """The names the mock servers' certificate carries."""
@@ -17,6 +20,8 @@ def server_tls_context(
     ca: trustme.CA, cert: trustme.LeafCert, mutual: bool = False
 ) -> ssl.SSLContext:
     """A server context with ``cert``; with ``mutual``, clients need a certificate from ``ca``."""
+    import ssl
+
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
     if mutual:
@@ -27,6 +32,8 @@ def server_tls_context(
 
 def client_tls_context(ca: trustme.CA, client_cert: bool = False) -> ssl.SSLContext:
     """A client context that trusts ``ca`` (only), with a client certificate if asked."""
+    import ssl
+
     context = ssl.create_default_context()
     ca.configure_trust(context)
     if client_cert:
@@ -50,6 +57,8 @@ class TlsMaterial:
     @property
     def ca(self) -> trustme.CA:
         """The certificate authority."""
+        import trustme
+
         with self._lock:
             if self._ca is None:
                 self._ca = trustme.CA()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Optional, Protocol, Union
+from typing import TYPE_CHECKING, Optional, Protocol, Union
 
 import pytest
 
-from .._udp_proxy import UdpProxy
+if TYPE_CHECKING:
+    from .._udp_proxy import UdpProxy
 from .proxy import HasAddress
 
 
@@ -33,6 +34,8 @@ def hsock_udp_proxy(hsock_timeout: float) -> Iterator[UdpProxyFactory]:
     ``proxy.upstream`` / ``proxy.downstream``. ``seed`` makes the random decisions repeatable;
     ``proxy.settle()`` waits up to ``hsock_timeout`` seconds. All are closed at teardown.
     """
+    from .._udp_proxy import UdpProxy  # the library loads when a test first uses the fixture
+
     proxies: list[UdpProxy] = []
 
     def make(
