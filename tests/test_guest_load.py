@@ -1,0 +1,107 @@
+"""The plugin is a guest in every pytest run of its environment: loading it costs nothing
+beyond pytest's own imports, and a test that uses no hsock fixture sees no thread and no module
+of ours (issue 16: "lazy everything")."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HEAVY = ("gevent", "greenlet", "trustme", "cryptography", "ssl", "asyncio", "pytest_hsocket._tcp")
+
+# A run as bare as an adopter's own: no other installed plugin (some import asyncio or ssl
+# themselves), the plugin loaded by name as its entry point loads it.
+BARE = ("-p", "pytest_hsocket.plugin", "-p", "no:cacheprovider")
+
+
+@pytest.fixture
+def bare(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    return pytester
+
+
+@pytest.mark.parametrize("module", ["pytest_hsocket.plugin", "pytest_hsocket"])
+def test_importing_the_plugin_loads_nothing_heavy(module: str) -> None:
+    code = f"import sys, {module}\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_api_loads_on_first_use() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import pytest_hsocket as hsocket
+        assert "gevent" not in sys.modules
+        with hsocket.server(0) as server:
+            assert server.info()["localPort"] > 0
+        print("gevent" in sys.modules, hsocket.udp.new is not None)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.split() == ["True", "True"]
+
+
+def test_a_test_without_hsock_fixtures_sees_no_thread_and_no_module(bare: pytest.Pytester) -> None:
+    bare.makepyfile(
+        f"""
+        import os, sys, threading
+
+        def test_unrelated():
+            assert threading.active_count() == 1
+            if os.path.isdir("/proc/self/task"):  # OS threads, not only threading's
+                assert len(os.listdir("/proc/self/task")) == 1
+            assert [m for m in {HEAVY!r} if m in sys.modules] == []
+
+        def test_then_one_that_uses_them(hsock_server, hsock_client):
+            hsock_server.expect(b"PING\\r\\n").respond(b"+PONG\\r\\n")
+            client = hsock_client(hsock_server)
+            client.write(b"PING\\r\\n")
+            assert client.expect(b"\\r\\n") == b"+PONG\\r\\n"
+            assert "gevent" in sys.modules
+        """
+    )
+    result = bare.runpytest_subprocess(*BARE, "-W", "error")
+    result.assert_outcomes(passed=2)
+
+
+def test_a_failed_comparison_of_plain_bytes_loads_nothing(bare: pytest.Pytester) -> None:
+    bare.makepyfile(
+        f"""
+        import sys
+
+        def test_compare():
+            assert b"abc" == b"abd"
+
+        def test_after():
+            assert [m for m in {HEAVY!r} if m in sys.modules] == []
+        """
+    )
+    result = bare.runpytest_subprocess(*BARE)
+    result.assert_outcomes(passed=1, failed=1)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="the fork warning is Python 3.12+")
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_an_unrelated_test_that_forks_gets_no_warning(bare: pytest.Pytester) -> None:
+    bare.makepyfile(
+        """
+        import os
+
+        def test_forks():
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            assert os.waitpid(pid, 0)[1] == 0
+        """
+    )
+    result = bare.runpytest_subprocess(*BARE, "-W", "error")
+    result.assert_outcomes(passed=1)
+    assert "DeprecationWarning" not in result.stdout.str()
