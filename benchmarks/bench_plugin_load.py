@@ -19,6 +19,7 @@ import tempfile
 
 TEST = "def test_nothing():\n    assert True\n"
 
+
 def _run(folder: str, extra: list[str], env: dict[str, str]) -> float:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, folder]
     # CPU seconds (user + system) of the child: what the run costs, steady on a busy machine

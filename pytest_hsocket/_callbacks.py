@@ -28,7 +28,10 @@ class CallbackWorker(_RawGreenlet):  # type: ignore[misc]
         super().__init__(self._work, hub)
         self._idle = idle
 
-    def _work(self, queue: Optional[CallbackQueue]) -> None:
+    def _work(self, first: list[CallbackQueue]) -> None:
+        # The first queue comes in a box emptied here: greenlet holds the arguments of a run
+        # function until it returns, and a parked worker must not keep a socket alive.
+        queue: Optional[CallbackQueue] = first.pop()
         idle = self._idle
         park = _RawGreenlet.switch
         hub = self.parent
@@ -50,8 +53,10 @@ def _start_batch(queue: CallbackQueue) -> None:
     if idle is None:
         idle = []
         setattr(hub, _IDLE, idle)
-    worker = idle.pop() if idle else CallbackWorker(hub, idle)
-    hub.loop.run_callback(worker.switch, queue)
+    if idle:
+        hub.loop.run_callback(idle.pop().switch, queue)
+    else:
+        hub.loop.run_callback(CallbackWorker(hub, idle).switch, [queue])
 
 
 def release_workers(hub: Any) -> None:

@@ -32,7 +32,9 @@ def test_junitxml_has_the_transcripts_of_failures_and_errors(
         options += ["-o", f"junit_logging={logging}"]
     result = pytester.runpytest(*options)
     result.assert_outcomes(passed=1, failed=1, errors=1)  # the call of the second passed
-    cases = {case.get("name"): case for case in ET.parse(pytester.path / "out.xml").iter("testcase")}
+    cases = {
+        case.get("name"): case for case in ET.parse(pytester.path / "out.xml").iter("testcase")
+    }
     failure = cases["test_wrong_reply"].find("failure")
     assert failure is not None and failure.text is not None
     assert "hsocket transcripts (call)" in failure.text
