@@ -1,8 +1,9 @@
 """What the plugin costs a pytest run that never uses it.
 
 Runs ``pytest`` on one trivial test, with the plugin and with ``-p no:hsocket``, several times
-each (interleaved), and prints the median CPU time (user + system) of each and their difference: once with bytecode caching and once with ``PYTHONDONTWRITEBYTECODE=1`` (as many CI images set it); then the top-level modules
-the plugin adds to ``sys.modules``::
+each (interleaved), and prints the median CPU time (user + system) of each and their
+difference: once with bytecode caching and once with ``PYTHONDONTWRITEBYTECODE=1`` (as many CI
+images set it); then the top-level modules the plugin adds to ``sys.modules``::
 
     python benchmarks/bench_plugin_load.py --runs 9
 """

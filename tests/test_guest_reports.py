@@ -36,12 +36,14 @@ def test_junitxml_has_the_transcripts_of_failures_and_errors(
         case.get("name"): case for case in ET.parse(pytester.path / "out.xml").iter("testcase")
     }
     failure = cases["test_wrong_reply"].find("failure")
-    assert failure is not None and failure.text is not None
+    assert failure is not None
+    assert failure.text is not None
     assert "hsocket transcripts (call)" in failure.text
     assert "<< b'PING\\r\\n'" in failure.text  # the server's side
     assert ">> b'+PONG\\r\\n'" in failure.text
     error = cases["test_unmet_at_teardown"].find("error")
-    assert error is not None and error.text is not None
+    assert error is not None
+    assert error.text is not None
     assert "unmet expect(b'QUIT\\r\\n')" in error.text
     assert "hsocket transcripts (teardown)" in error.text
     assert "<< b'HELLO'" in error.text
@@ -78,7 +80,9 @@ def test_each_rerun_shows_its_own_transcripts(pytester: pytest.Pytester) -> None
     final = text[text.index("= FAILURES =") :]
     assert final.count("hsocket transcripts") == 1
     assert "hsocket transcripts (call, attempt 3)" in final
-    assert "TRY 3" in final and "TRY 1" not in final and "TRY 2" not in final
+    assert "TRY 3" in final
+    assert "TRY 1" not in final
+    assert "TRY 2" not in final
     # Each attempt's report has its own, and only its own.
     lines = (pytester.path / "reports.jsonl").read_text().splitlines()
     reports = [json.loads(line) for line in lines]
@@ -89,5 +93,7 @@ def test_each_rerun_shows_its_own_transcripts(pytester: pytest.Pytester) -> None
         assert {n for n in (1, 2, 3) if f"TRY {n}" in report} == {attempt}
     cases = list(ET.parse(pytester.path / "out.xml").iter("testcase"))
     failure = cases[-1].find("failure")
-    assert failure is not None and failure.text is not None
-    assert "TRY 3" in failure.text and "TRY 1" not in failure.text
+    assert failure is not None
+    assert failure.text is not None
+    assert "TRY 3" in failure.text
+    assert "TRY 1" not in failure.text
