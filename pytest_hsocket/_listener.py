@@ -10,8 +10,8 @@ import stat
 from typing import Any, Callable, Optional
 
 import gevent
-from gevent import monkey
 
+from . import _originals
 from ._stream import Closed, os_socket
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ LISTEN_BACKLOG = 4096
 
 # Binding a local address resolves at most /etc/hosts: the plain call is fast, and a patched
 # one would try to switch greenlets inside the hub.
-_getaddrinfo: Callable[..., Any] = monkey.get_original("socket", "getaddrinfo")
+_getaddrinfo: Callable[..., Any] = _originals.getaddrinfo
 
 
 def bind_listener(host: str, port: int, path: str) -> socket.socket:

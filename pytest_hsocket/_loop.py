@@ -12,7 +12,6 @@ loop on first use; the sockets it inherited belong to the parent's loop and refu
 
 from __future__ import annotations
 
-import _thread
 import atexit
 import contextlib
 import importlib
@@ -22,6 +21,7 @@ import sys
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
+from . import _originals
 from ._errors import CallbackError, LoopError
 
 log = logging.getLogger(__name__)
@@ -29,19 +29,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _original(name: str) -> Any:
-    # In a monkey-patched process threading.Thread makes a greenlet and threading.Lock a gevent
-    # lock; the loop needs a real OS thread and real locks, so take the originals. Without
-    # gevent loaded nothing can be patched yet, and _thread's own are the originals.
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None:
-        return monkey.get_original("_thread", name)
-    return getattr(_thread, name)
-
-
-_start_new_thread: Callable[..., int] = _original("start_new_thread")
-_allocate_lock: Callable[[], Any] = _original("allocate_lock")
-_get_ident: Callable[[], int] = _original("get_ident")
+# Real OS threads and locks, even in a gevent-monkey-patched process (see _originals).
+_start_new_thread = _originals.start_new_thread
+_allocate_lock = _originals.allocate_lock
+_get_ident = _originals.get_ident
 
 RUN_SYNC_TIMEOUT = 30.0
 """Seconds a caller waits for the loop to answer a synchronous call before giving up."""

@@ -9,11 +9,13 @@ import socket
 from collections.abc import Iterable
 from typing import Any, Callable
 
-from gevent import GreenletExit, monkey
+from gevent import GreenletExit
+
+from ._originals import os_socket as os_socket
 
 # After gevent.monkey.patch_all() the socket module makes cooperative sockets that belong to
-# the caller's hub; the loop drives plain non-blocking OS sockets itself.
-os_socket: type[socket.socket] = monkey.get_original("socket", "socket")
+# the caller's hub; the loop drives plain non-blocking OS sockets itself (taken at package
+# load, before a test's setup could replace socket.socket: see _originals).
 
 RECV_SIZE = 256 * 1024
 HIGH_WATER = 1024 * 1024
