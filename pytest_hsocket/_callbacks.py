@@ -102,7 +102,9 @@ class CallbackQueue:
                 where, fn, args = items.popleft()
                 try:
                     fn(*args)
-                except Exception as exc:
+                except gevent.GreenletExit:
+                    raise  # the worker is being killed: not the callback's error
+                except BaseException as exc:  # pytest.fail() too: never swallowed
                     self._on_error(where, exc)
                 if items:
                     gevent.sleep(0)  # let other sockets on the loop run between batches
