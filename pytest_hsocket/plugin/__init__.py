@@ -7,33 +7,16 @@ first uses a fixture (or the API), and the socket loop thread starts then.
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any
+import importlib
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import pytest
 
 from .assertions import pytest_assertrepr_compare
-from .fixtures import (
-    FRAGMENTER,
-    ClientFactory,
-    hsock_ca,
-    hsock_client,
-    hsock_fragmentation,
-    hsock_timeout,
-    hsock_tls_material,
-    hsock_udp_client,
-    hsock_udp_server,
-)
 from .options import pytest_addoption, pytest_configure, show_transcripts
-from .proxy import ProxyFactory, hsock_proxy
-from .servers import (
-    ServerFactory,
-    hsock_server,
-    hsock_server_factory,
-    hsock_tls_server,
-    hsock_unix_server,
-)
 from .state import (
+    FRAGMENTER,
     HsockTest,
     current_test,
     finish,
@@ -42,7 +25,178 @@ from .state import (
     pytest_sessionfinish,
     state_of,
 )
-from .udp_proxy import UdpProxyFactory, hsock_udp_proxy
+from .tls import TlsMaterial
+
+# The fixtures are declared here, and their bodies (with the library) load when a test first
+# requests one: pytest must see every fixture at startup, but need not import what it does.
+if TYPE_CHECKING:
+    import trustme
+
+    from .._fragment import Fragmenter
+    from .._mockserver import MockServer
+    from .._udpserver import UdpMockServer, UdpTestClient
+    from .fixtures import ClientFactory
+    from .proxy import ProxyFactory
+    from .servers import ServerFactory
+    from .udp_proxy import UdpProxyFactory
+
+_PROTOCOLS = {
+    "ClientFactory": "fixtures",
+    "ProxyFactory": "proxy",
+    "ServerFactory": "servers",
+    "UdpProxyFactory": "udp_proxy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The factories' protocols (for type hints in tests) load with the module that has them.
+    if name not in _PROTOCOLS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_PROTOCOLS[name]}"), name)
+
+
+@pytest.fixture
+def hsock_timeout() -> float:
+    """Seconds a helper waits before failing: ``@pytest.mark.hsocket(timeout=)``,
+    ``--hsock-timeout``, ini ``hsock_timeout``, else 5.
+
+    (The server and client fixtures read the same setting themselves, without this fixture:
+    overriding it changes what it returns, and what ``hsock_proxy`` uses.)
+    """
+    from . import fixtures as _fixtures
+
+    return _fixtures.hsock_timeout()
+
+
+@pytest.fixture
+def hsock_fragmentation() -> Optional[Fragmenter]:
+    """This run's fragmentation pattern under ``@pytest.mark.hsock_fragment``, else ``None``."""
+    from . import fixtures as _fixtures
+
+    return _fixtures.hsock_fragmentation()
+
+
+@pytest.fixture
+def hsock_client() -> Iterator[ClientFactory]:
+    """Open connected test clients: ``hsock_client(server)`` or ``hsock_client(host, port)``.
+
+    Each is an hs.socket client with ``expect`` and ``wait``; closed at teardown. With
+    ``tls=True`` it speaks TLS from the first byte, trusting ``hsock_ca`` and checking the name
+    (the server's host, or ``peer_name``); ``client_cert=True`` adds a certificate from
+    ``hsock_ca`` for mutual TLS. ``client.start_tls()`` (STARTTLS) trusts ``hsock_ca`` too.
+    """
+    from . import fixtures as _fixtures
+
+    yield from _fixtures.hsock_client()
+
+
+@pytest.fixture
+def hsock_udp_server() -> Iterator[UdpMockServer]:
+    """A scriptable UDP server on 127.0.0.1 and an OS-chosen port: ``expect(datagram)``
+    rules answer each sender; closed and checked at teardown."""
+    from . import fixtures as _fixtures
+
+    yield from _fixtures.hsock_udp_server()
+
+
+@pytest.fixture
+def hsock_udp_client() -> Iterator[Callable[..., UdpTestClient]]:
+    """Open connected UDP test clients: ``hsock_udp_client(server)`` or ``(host, port)``;
+    each has ``expect()`` and ``request(data)``; closed at teardown."""
+    from . import fixtures as _fixtures
+
+    yield from _fixtures.hsock_udp_client()
+
+
+@pytest.fixture(scope="session")
+def hsock_tls_material() -> TlsMaterial:
+    """The session's TLS material, made lazily: no CA exists unless a test uses TLS."""
+    from . import fixtures as _fixtures
+
+    return _fixtures.hsock_tls_material()
+
+
+@pytest.fixture(scope="session")
+def hsock_ca(hsock_tls_material: TlsMaterial) -> trustme.CA:
+    """A session-wide certificate authority (trustme) that every TLS fixture trusts.
+
+    Use it to trust the mock servers from a real client: ``hsock_ca.configure_trust(ctx)``,
+    or ``hsock_ca.cert_pem.write_to_path(path)`` for a tool that wants a PEM file.
+    """
+    from . import fixtures as _fixtures
+
+    return _fixtures.hsock_ca(hsock_tls_material)
+
+
+@pytest.fixture
+def hsock_server_factory(hsock_fragmentation: Optional[Fragmenter]) -> Iterator[ServerFactory]:
+    """Start mock servers (TCP or Unix); each is closed and checked at teardown.
+
+    A plain one (127.0.0.1, port 0, no TLS) is a new server on a pooled listener: its port
+    may be one an earlier test's server had (see ``hsock_server``).
+    """
+    from . import servers as _servers
+
+    yield from _servers.hsock_server_factory(hsock_fragmentation)
+
+
+@pytest.fixture
+def hsock_server(hsock_fragmentation: Optional[Fragmenter]) -> Iterator[MockServer]:
+    """A started mock TCP server on 127.0.0.1 and an OS-chosen port (``.host``, ``.port``,
+    ``.address``); closed at teardown, which fails on unmet rules or unexpected data.
+
+    The port may be the one an earlier test's server had: the listener is pooled (a new
+    server object, connections never carried over); ``--hsock-fresh-servers`` turns that off.
+    """
+    from . import servers as _servers
+
+    yield from _servers.hsock_server(hsock_fragmentation)
+
+
+@pytest.fixture
+def hsock_unix_server(hsock_server_factory: ServerFactory) -> MockServer:
+    """A mock server on a Unix socket in a private folder (``.path``)."""
+    from . import servers as _servers
+
+    return _servers.hsock_unix_server(hsock_server_factory)
+
+
+@pytest.fixture
+def hsock_tls_server(hsock_server_factory: ServerFactory) -> MockServer:
+    """A mock server speaking TLS from the first byte, with a certificate from ``hsock_ca``
+    for 127.0.0.1, localhost and ::1."""
+    from . import servers as _servers
+
+    return _servers.hsock_tls_server(hsock_server_factory)
+
+
+@pytest.fixture
+def hsock_proxy(hsock_timeout: float) -> Iterator[ProxyFactory]:
+    """Start fault proxies: ``hsock_proxy(server)`` or ``hsock_proxy(upstream_host, port)``.
+
+    Each returns a started :class:`~pytest_hsocket._proxy.FaultProxy` on 127.0.0.1 and an
+    OS-chosen port that forwards every connection to the upstream; point the code under test at
+    ``proxy.address`` and add toxics with ``proxy.upstream`` / ``proxy.downstream``. The proxy
+    gives up reaching the upstream after ``hsock_timeout`` seconds. All are closed at teardown.
+    """
+    from . import proxy as _proxy
+
+    yield from _proxy.hsock_proxy(hsock_timeout)
+
+
+@pytest.fixture
+def hsock_udp_proxy(hsock_timeout: float) -> Iterator[UdpProxyFactory]:
+    """Start UDP chaos proxies: ``hsock_udp_proxy(server)`` or ``hsock_udp_proxy(host, port)``.
+
+    Each returns a running :class:`~pytest_hsocket._udp_proxy.UdpProxy` on 127.0.0.1 and an
+    OS-chosen port that forwards every datagram to the upstream (each client through its own
+    socket); point the code under test at ``proxy.address`` and add chaos with
+    ``proxy.upstream`` / ``proxy.downstream``. ``seed`` makes the random decisions repeatable;
+    ``proxy.settle()`` waits up to ``hsock_timeout`` seconds. All are closed at teardown.
+    """
+    from . import udp_proxy as _udp_proxy
+
+    yield from _udp_proxy.hsock_udp_proxy(hsock_timeout)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

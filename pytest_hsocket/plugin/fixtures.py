@@ -9,7 +9,7 @@ import pytest
 
 from .._errors import CallbackError
 from .._loop import get_loop
-from .state import current_test
+from .state import FRAGMENTER, current_test
 from .tls import TlsMaterial, client_tls_context
 
 # The library (gevent, ssl, trustme) loads when a test first uses a fixture, not with the plugin.
@@ -36,23 +36,13 @@ class ClientFactory(Protocol):
     ) -> TestClient: ...
 
 
-@pytest.fixture
 def hsock_timeout() -> float:
-    """Seconds a helper waits before failing: ``@pytest.mark.hsocket(timeout=)``,
-    ``--hsock-timeout``, ini ``hsock_timeout``, else 5.
-
-    (The server and client fixtures read the same setting themselves, without this fixture:
-    overriding it changes what it returns, and what ``hsock_proxy`` uses.)
-    """
+    """The body of the ``hsock_timeout`` fixture (the plugin module declares it)."""
     return current_test().timeout
 
 
-FRAGMENTER = pytest.StashKey["Fragmenter"]()
-
-
-@pytest.fixture
 def hsock_fragmentation() -> Optional[Fragmenter]:
-    """This run's fragmentation pattern under ``@pytest.mark.hsock_fragment``, else ``None``."""
+    """The body of the ``hsock_fragmentation`` fixture (the plugin module declares it)."""
     node = current_test().node
     callspec = getattr(node, "callspec", None)  # pytest_generate_tests parametrized it
     run = callspec.params.get("hsock_fragmentation") if callspec is not None else None
@@ -67,15 +57,8 @@ def hsock_fragmentation() -> Optional[Fragmenter]:
     return fragmenter
 
 
-@pytest.fixture
 def hsock_client() -> Iterator[ClientFactory]:
-    """Open connected test clients: ``hsock_client(server)`` or ``hsock_client(host, port)``.
-
-    Each is an hs.socket client with ``expect`` and ``wait``; closed at teardown. With
-    ``tls=True`` it speaks TLS from the first byte, trusting ``hsock_ca`` and checking the name
-    (the server's host, or ``peer_name``); ``client_cert=True`` adds a certificate from
-    ``hsock_ca`` for mutual TLS. ``client.start_tls()`` (STARTTLS) trusts ``hsock_ca`` too.
-    """
+    """The body of the ``hsock_client`` fixture (the plugin module declares it)."""
     from .._sync import Gate
     from .._testclient import open_client
 
@@ -118,10 +101,8 @@ def hsock_client() -> Iterator[ClientFactory]:
         pytest.fail("\n".join(f"hsock_client callback raised: {e}" for e in errors), pytrace=False)
 
 
-@pytest.fixture
 def hsock_udp_server() -> Iterator[UdpMockServer]:
-    """A scriptable UDP server on 127.0.0.1 and an OS-chosen port: ``expect(datagram)``
-    rules answer each sender; closed and checked at teardown."""
+    """The body of the ``hsock_udp_server`` fixture (the plugin module declares it)."""
     from .._mockserver import ExpectationError
     from .._udpserver import UdpMockServer
 
@@ -141,10 +122,8 @@ def hsock_udp_server() -> Iterator[UdpMockServer]:
         pytest.fail(failure, pytrace=False)
 
 
-@pytest.fixture
 def hsock_udp_client() -> Iterator[Callable[..., UdpTestClient]]:
-    """Open connected UDP test clients: ``hsock_udp_client(server)`` or ``(host, port)``;
-    each has ``expect()`` and ``request(data)``; closed at teardown."""
+    """The body of the ``hsock_udp_client`` fixture (the plugin module declares it)."""
     from .._udpserver import UdpTestClient
 
     test = current_test()
@@ -168,17 +147,11 @@ def hsock_udp_client() -> Iterator[Callable[..., UdpTestClient]]:
         client.close()
 
 
-@pytest.fixture(scope="session")
 def hsock_tls_material() -> TlsMaterial:
-    """The session's TLS material, made lazily: no CA exists unless a test uses TLS."""
+    """The body of the ``hsock_tls_material`` fixture (the plugin module declares it)."""
     return current_test().material
 
 
-@pytest.fixture(scope="session")
 def hsock_ca(hsock_tls_material: TlsMaterial) -> trustme.CA:
-    """A session-wide certificate authority (trustme) that every TLS fixture trusts.
-
-    Use it to trust the mock servers from a real client: ``hsock_ca.configure_trust(ctx)``,
-    or ``hsock_ca.cert_pem.write_to_path(path)`` for a tool that wants a PEM file.
-    """
+    """The body of the ``hsock_ca`` fixture (the plugin module declares it)."""
     return hsock_tls_material.ca

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Optional, Protocol, Union
 
-import pytest
-
 if TYPE_CHECKING:
     from .._proxy import FaultProxy
 
@@ -32,15 +30,8 @@ class ProxyFactory(Protocol):
     ) -> FaultProxy: ...
 
 
-@pytest.fixture
 def hsock_proxy(hsock_timeout: float) -> Iterator[ProxyFactory]:
-    """Start fault proxies: ``hsock_proxy(server)`` or ``hsock_proxy(upstream_host, port)``.
-
-    Each returns a started :class:`~pytest_hsocket._proxy.FaultProxy` on 127.0.0.1 and an
-    OS-chosen port that forwards every connection to the upstream; point the code under test at
-    ``proxy.address`` and add toxics with ``proxy.upstream`` / ``proxy.downstream``. The proxy
-    gives up reaching the upstream after ``hsock_timeout`` seconds. All are closed at teardown.
-    """
+    """The body of the ``hsock_proxy`` fixture (the plugin module declares it)."""
     from .._proxy import FaultProxy  # the library loads when a test first uses the fixture
 
     proxies: list[FaultProxy] = []

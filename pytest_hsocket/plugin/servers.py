@@ -110,39 +110,25 @@ class _Servers:
             pytest.fail("\n\n".join(failures), pytrace=False)
 
 
-@pytest.fixture
 def hsock_server_factory(hsock_fragmentation: Optional[Fragmenter]) -> Iterator[ServerFactory]:
-    """Start mock servers (TCP or Unix); each is closed and checked at teardown.
-
-    A plain one (127.0.0.1, port 0, no TLS) is a new server on a pooled listener: its port
-    may be one an earlier test's server had (see ``hsock_server``).
-    """
+    """The body of the ``hsock_server_factory`` fixture (the plugin module declares it)."""
     servers = _Servers(hsock_fragmentation)
     yield servers.start
     servers.finish()
 
 
-@pytest.fixture
 def hsock_server(hsock_fragmentation: Optional[Fragmenter]) -> Iterator[MockServer]:
-    """A started mock TCP server on 127.0.0.1 and an OS-chosen port (``.host``, ``.port``,
-    ``.address``); closed at teardown, which fails on unmet rules or unexpected data.
-
-    The port may be the one an earlier test's server had: the listener is pooled (a new
-    server object, connections never carried over); ``--hsock-fresh-servers`` turns that off.
-    """
+    """The body of the ``hsock_server`` fixture (the plugin module declares it)."""
     servers = _Servers(hsock_fragmentation)
     yield servers.start()
     servers.finish()
 
 
-@pytest.fixture
 def hsock_unix_server(hsock_server_factory: ServerFactory) -> MockServer:
-    """A mock server on a Unix socket in a private folder (``.path``)."""
+    """The body of the ``hsock_unix_server`` fixture (the plugin module declares it)."""
     return hsock_server_factory(unix=True, name="hsock_unix_server")
 
 
-@pytest.fixture
 def hsock_tls_server(hsock_server_factory: ServerFactory) -> MockServer:
-    """A mock server speaking TLS from the first byte, with a certificate from ``hsock_ca``
-    for 127.0.0.1, localhost and ::1."""
+    """The body of the ``hsock_tls_server`` fixture (the plugin module declares it)."""
     return hsock_server_factory(tls=True, name="hsock_tls_server")

@@ -24,11 +24,15 @@ from .options import reuse_ports, wait_timeout
 from .tls import TlsMaterial, tls_material
 
 if TYPE_CHECKING:
+    from .._fragment import Fragmenter
     from .._pool import ServerPool
     from .._sync import Gate
 
-_POOL = pytest.StashKey["ServerPool"]()
-_TEST = pytest.StashKey["HsockTest"]()
+FRAGMENTER: pytest.StashKey[Fragmenter] = pytest.StashKey()
+"""Per test: the fragmentation run of ``@pytest.mark.hsock_fragment``, for its report."""
+
+_POOL: pytest.StashKey[ServerPool] = pytest.StashKey()
+_TEST: pytest.StashKey[HsockTest] = pytest.StashKey()
 _RUNS = pytest.StashKey[int]()
 
 

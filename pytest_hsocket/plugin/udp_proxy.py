@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Optional, Protocol, Union
 
-import pytest
-
 if TYPE_CHECKING:
     from .._udp_proxy import UdpProxy
 from .proxy import HasAddress
@@ -24,16 +22,8 @@ class UdpProxyFactory(Protocol):
     ) -> UdpProxy: ...
 
 
-@pytest.fixture
 def hsock_udp_proxy(hsock_timeout: float) -> Iterator[UdpProxyFactory]:
-    """Start UDP chaos proxies: ``hsock_udp_proxy(server)`` or ``hsock_udp_proxy(host, port)``.
-
-    Each returns a running :class:`~pytest_hsocket._udp_proxy.UdpProxy` on 127.0.0.1 and an
-    OS-chosen port that forwards every datagram to the upstream (each client through its own
-    socket); point the code under test at ``proxy.address`` and add chaos with
-    ``proxy.upstream`` / ``proxy.downstream``. ``seed`` makes the random decisions repeatable;
-    ``proxy.settle()`` waits up to ``hsock_timeout`` seconds. All are closed at teardown.
-    """
+    """The body of the ``hsock_udp_proxy`` fixture (the plugin module declares it)."""
     from .._udp_proxy import UdpProxy  # the library loads when a test first uses the fixture
 
     proxies: list[UdpProxy] = []
