@@ -102,6 +102,8 @@ def test_an_unrelated_test_that_forks_gets_no_warning(bare: pytest.Pytester) -> 
             assert os.waitpid(pid, 0)[1] == 0
         """
     )
-    result = bare.runpytest_subprocess(*BARE, "-W", "error")
-    result.assert_outcomes(passed=1)
-    assert "DeprecationWarning" not in result.stdout.str()
+    # pytest shows the warning in its summary (under -W error it turns into an unraisable
+    # exception, which a test run does not always fail on): look for it there.
+    result = bare.runpytest_subprocess(*BARE)
+    assert result.parseoutcomes() == {"passed": 1}
+    assert "multi-threaded" not in result.stdout.str()
