@@ -4,9 +4,11 @@ of ours (issue 16: "lazy everything")."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +32,32 @@ def test_importing_the_plugin_loads_nothing_heavy(module: str) -> None:
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_a_run_loads_nothing_beyond_the_plugins_own_modules(tmp_path: Path) -> None:
+    # The deterministic half of "free to load" (benchmarks/bench_plugin_load.py times it):
+    # a trivial run with the plugin imports only pytest_hsocket modules more than one without.
+    (tmp_path / "test_trivial.py").write_text("def test_nothing():\n    pass\n")
+    code = (
+        "import sys, pytest\n"
+        "pytest.main(['-q', '-p', 'no:cacheprovider', *sys.argv[1:]])\n"
+        "print('MODULES', ' '.join(sorted(sys.modules)))\n"
+    )
+
+    def modules(*options: str) -> set[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", code, *options, str(tmp_path)],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        ).stdout
+        return set(out.split("MODULES ", 1)[1].split())
+
+    added = modules("-p", "pytest_hsocket.plugin") - modules()
+    assert {name.split(".")[0] for name in added} == {"pytest_hsocket"}, sorted(added)
+    assert len(added) <= 10, sorted(added)
 
 
 def test_the_api_loads_on_first_use() -> None:
