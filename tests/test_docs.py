@@ -25,7 +25,6 @@ from typing import Any, Callable
 
 import pytest
 from sybil import Document, Example
-from sybil.evaluators.python import PythonEvaluator
 from sybil.parsers.markdown import CodeBlockParser, SkipParser
 
 import pytest_hsocket as hsocket
@@ -91,7 +90,6 @@ class PageRunner:
 
     def __init__(self, pytester: pytest.Pytester) -> None:
         self.pytester = pytester
-        self.script = PythonEvaluator()
         self.test_files: dict[str, str] = {}
 
     def python(self, example: Example) -> None:
@@ -102,7 +100,17 @@ class PageRunner:
         elif _defines_tests(source):
             self._run_as_tests(example, source)
         else:
-            self.script(example)
+            self._run_as_script(example, source)
+
+    @staticmethod
+    def _run_as_script(example: Example, source: str) -> None:
+        __tracebackhide__ = True
+        # Padded so that a traceback shows the page's own line numbers. Unlike Sybil's own
+        # PythonEvaluator, __builtins__ stays in the namespace: a callback the block defined
+        # runs later, on the socket loop, and on Python 3.9 a function finds its builtins
+        # through its globals at call time.
+        padded = "\n" * (example.line + example.parsed.line_offset) + source
+        exec(compile(padded, example.path, "exec", dont_inherit=True), example.namespace)
 
     @staticmethod
     def _run_as_doctest(example: Example, source: str) -> None:
