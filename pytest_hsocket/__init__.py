@@ -70,10 +70,14 @@ def __getattr__(name: str) -> Any:
         module_name, attribute = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    # Looked up each time, not cached here: pytester's in-process runs drop the modules first
+    # imported during the run from sys.modules, and a cached class would then differ from the
+    # one the re-imported modules check against.
+    from ._originals import restore_modules
+
+    restore_modules()
     module = importlib.import_module(f"{__name__}.{module_name}")
-    value = module if attribute is None else getattr(module, attribute)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
+    return module if attribute is None else getattr(module, attribute)
 
 
 def __dir__() -> list[str]:

@@ -29,4 +29,54 @@ get_ident: Callable[[], int] = _original("_thread", "get_ident")
 os_socket: type[socket.socket] = _original("socket", "socket")
 getaddrinfo: Callable[..., Any] = _original("socket", "getaddrinfo")
 
-__all__ = ["_thread", "allocate_lock", "get_ident", "getaddrinfo", "os_socket", "start_new_thread"]
+__all__ = [
+    "_thread",
+    "allocate_lock",
+    "get_ident",
+    "getaddrinfo",
+    "keep_loaded_modules",
+    "os_socket",
+    "restore_modules",
+    "start_new_thread",
+]
+
+
+# -- modules the library loaded, kept across pytester's in-process runs -----------------------
+
+_KEEP_PREFIXES = (
+    "pytest_hsocket",
+    "gevent",
+    "greenlet",
+    "zope",
+    "trustme",
+    "cryptography",
+    "idna",
+    "_cffi_backend",
+    "ssl",
+    "_ssl",
+    "asyncio",
+    "_asyncio",
+)
+_KEPT: dict[str, Any] = {}
+
+
+def keep_loaded_modules() -> None:
+    """Remember the library's modules (and gevent's, trustme's...) loaded so far.
+
+    The library loads on first use, which may be inside a pytester in-process run; at its end
+    pytester drops from ``sys.modules`` every module first imported during the run. Imported
+    again, gevent would make a second hub class beside the running loop's, and trustme and
+    cryptography classes that fail the old ones' isinstance checks: :func:`restore_modules`
+    puts the first ones back instead.
+    """
+    for name, module in list(sys.modules.items()):
+        if name.split(".", 1)[0] in _KEEP_PREFIXES and name not in _KEPT:
+            _KEPT[name] = module
+
+
+def restore_modules() -> None:
+    """Put back into ``sys.modules`` what :func:`keep_loaded_modules` kept and is missing."""
+    modules = sys.modules
+    for name, module in _KEPT.items():
+        if name not in modules:
+            modules[name] = module

@@ -20,6 +20,7 @@ import pytest
 
 from .._errors import CallbackError
 from .._loop import RUN_SYNC_TIMEOUT, peek_loop
+from .._originals import keep_loaded_modules, restore_modules
 from .options import reuse_ports, wait_timeout
 from .tls import TlsMaterial, tls_material
 
@@ -127,6 +128,7 @@ def state_of(item: pytest.Item) -> Optional[HsockTest]:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Before the fixtures: make the test's state and collect socket callback errors (the
     loop, if a test starts it, reports to the sink; registering it starts nothing)."""
+    restore_modules()  # what a pytester in-process run dropped (see _originals)
     runs = item.stash[_RUNS] = item.stash.get(_RUNS, 0) + 1
     attempt = getattr(item, "execution_count", None)  # pytest-rerunfailures counts its runs
     test = HsockTest(item, attempt if isinstance(attempt, int) else runs)
@@ -166,6 +168,8 @@ def finish(item: pytest.Item) -> None:
     peek_loop().remove_error_sink(test.errors.append)
     if test in _CURRENT:
         _CURRENT.remove(test)
+    if peek_loop().running:  # the library is in use: keep its modules from now on
+        keep_loaded_modules()
     test.sources.clear()
     test.errors.clear()
 
