@@ -326,8 +326,8 @@ class Stream(StreamWriter):
     def _arm_read_timer(self) -> None:
         requests = self.queue._requests  # hot path: one read a message, no property call
         head = requests[0] if requests else None
-        if head is self._timed:
-            return
+        if head is self._timed and (head is not None or self._timer is None):
+            return  # a completed read with nothing queued after it must not stay timed
         self._timed = head
         if self._timer is not None:
             self._timer.stop()

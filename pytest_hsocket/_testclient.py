@@ -80,9 +80,16 @@ class TestClient(ClientReads):
             peer_name: The name the server certificate must carry (``host`` by default).
         Raises:
             ConnectionError: If the connection (or the TLS handshake) fails or times out.
+            TypeError: If ``host`` is not a str (or a path), or ``port`` not an int.
+            ValueError: If ``port`` is out of range.
         """
         if get_loop().on_thread():
             raise InvalidThreadUseError("open() waits for the connection; call it from the test")
+        if isinstance(host, os.PathLike):
+            host = os.fspath(host)
+        if not isinstance(host, str):
+            # As connect() says it, before anything is built: not an AttributeError from deep in.
+            raise TypeError(f"connect() host must be a str, not {host!r}")
         where = host if port is None else f"{host}:{port}"
         client = cls(wait_timeout=wait_timeout, name=name or f"hsock_client to {where}")
         # Opened on the loop the moment the connection is up (or fails): no callback round.
