@@ -122,7 +122,8 @@ class ReadTimers(RuleBasedStateMachine):
         assert queued >= self.pending
         assert armed == bool(queued)
         if not self.pending:
-            assert queued == 0 and not armed
+            assert queued == 0
+            assert not armed
 
     def teardown(self) -> None:
         self.client.close()
