@@ -111,6 +111,8 @@ class Stream(StreamWriter):
         self._ciphertext = bytearray()
         self._wake: Any = gevent.event.Event()
         self.tls: Optional[TlsSession] = None
+        # Set by start_tls for good: from then on no byte may leave unencrypted (DESIGN 1b.17).
+        self.tls_wanted = False
         self._tls_pending: Optional[tuple[ssl.SSLContext, bool, Optional[str]]] = None
         self._write_at_barrier = False
 
