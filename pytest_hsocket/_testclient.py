@@ -55,6 +55,9 @@ class TestClient(ClientReads):
         self._secured = Gate()
         self._up: Optional[Gate] = None
         self._adopting = False
+        # The socket connected from the caller's thread, until the loop has adopted it: what
+        # info() and str() report meanwhile (whole state on return, DESIGN 1b.18).
+        self._adopted_sock: Optional[socket.socket] = None
         self.default_tls_context: Optional[ContextSource] = None
         self.on_disconnect(self._disconnected)
 
@@ -150,6 +153,7 @@ class TestClient(ClientReads):
         self._mode = CONNECTING
         self._unix_path = ""
         self._host = host
+        self._adopted_sock = sock
         self._adopting = True
         self._loop.call(self._adopt, sock)
 
@@ -162,10 +166,17 @@ class TestClient(ClientReads):
             self._stream.attach(sock)
         finally:
             self._adopting = False
+            self._adopted_sock = None
 
     def connected(self) -> bool:
         """Return whether the connection is up (also while the loop takes it over)."""
         return self._adopting or super().connected()
+
+    def _connection_sock(self) -> Optional[socket.socket]:
+        # Read first: the loop clears it only once the stream holds the socket.
+        adopted = self._adopted_sock
+        sock = super()._connection_sock()
+        return adopted if sock is None else sock
 
     def start_tls(
         self,
