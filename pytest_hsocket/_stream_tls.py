@@ -84,7 +84,6 @@ class StreamTls:
         if self.tls is not None or self._tls_pending is not None or self.closed:
             return False
         self._tls_pending = (context, server_side, server_hostname)
-        self.tls_wanted = True
         self.queue.push(ReadRequest(BARRIER))
         self._writes.append(_TLS_BARRIER)
         self._kick_writer()

@@ -43,7 +43,7 @@ class StreamWriter(StreamTls):
     def close(self, reason: str = ..., error: bool = False) -> None:
         raise NotImplementedError  # pragma: no cover - the stream's
 
-    def finish(self) -> None:
+    def finish(self, linger: Optional[float] = None) -> None:
         raise NotImplementedError  # pragma: no cover - the stream's
 
     def half_close(self) -> None:
@@ -74,6 +74,7 @@ class StreamWriter(StreamTls):
             and not self._writes
             and not self.closed
             and tls is None
+            and self._tls_pending is None
             and not self.tls_wanted
         ):
             try:
@@ -124,6 +125,9 @@ class StreamWriter(StreamTls):
                 item = writes[0]
                 if item is _TLS_BARRIER:
                     writes.popleft()
+                    # What was queued before start_tls went out as it was; from here on,
+                    # never a byte in the clear (DESIGN 1b.17).
+                    self.tls_wanted = True
                     self._write_at_barrier = True
                     self._maybe_begin_tls()
                     continue

@@ -58,6 +58,7 @@ class TestClient(ClientReads):
         # The socket connected from the caller's thread, until the loop has adopted it: what
         # info() and str() report meanwhile (whole state on return, DESIGN 1b.18).
         self._adopted_sock: Optional[socket.socket] = None
+        self._closing: Optional[Gate] = None  # opens once a close() has sent all and closed
         self.default_tls_context: Optional[ContextSource] = None
         self.on_disconnect(self._disconnected)
 
@@ -209,6 +210,8 @@ class TestClient(ClientReads):
         super()._stream_closed(stream, reason, unread, lost, error)
         if self._up is not None:
             self._up.open()
+        if self._closing is not None and self._stream is None:
+            self._closing.open()
 
     def _stream_secured(self, stream: Stream) -> None:
         super()._stream_secured(stream)
@@ -233,17 +236,53 @@ class TestClient(ClientReads):
         dump_recording(recording_from_transcripts([self.transcript], server_side=False), path)
 
     def close(self, *, wait: bool = True) -> None:
-        """Disconnect, as ``disconnect()``.
+        """Close once what was written is sent: the peer gets every byte, then the end (FIN).
+
+        ``disconnect()`` is hs.socket's: it drops writes still queued. ``close()`` is the
+        test's "I am done": a last large ``write`` reaches the server before it judges.
 
         Args:
-            wait: False queues the close on the socket loop and returns at once: anything
-                waiting for the loop afterwards (a server's ``close()``, ``settle()``) finds
-                this client closed. The fixtures close their clients this way.
+            wait: True waits for the writes to go out (at most ``wait_timeout``, then the
+                rest is dropped). False queues the close on the socket loop and returns at
+                once; ``wait_closed()`` waits for it. The fixtures close their clients so.
         """
+        if self._mode == IDLE and self._stream is None:
+            return
+        self._closing = Gate()
+        self._loop.call(self._finish)
         if wait:
-            super().close()
-        elif self._mode != IDLE or self._stream is not None:
-            self._loop.call(self._disconnect)
+            self.wait_closed()
+
+    def wait_closed(self, timeout: Optional[float] = None) -> bool:
+        """Wait until ``close(wait=False)`` has sent what was written and closed.
+
+        Args:
+            timeout: Seconds to wait (``wait_timeout`` by default); past it the connection
+                is closed at once, dropping what is left (a peer that never reads).
+        Returns:
+            True if every byte went out (or there was no close to wait for).
+        """
+        gate = self._closing
+        if gate is None:
+            return True
+        limit = self._limit(timeout, "wait_closed()")
+        if gate.wait(limit):
+            return True
+        log.warning("%s: writes not sent within %s s; closing anyway", self.transcript.name, limit)
+        self.disconnect()
+        return False
+
+    def _finish(self) -> None:
+        stream = self._stream
+        if stream is not None and not stream.closed and stream.sock is not None:
+            # Closes, and reports it, once the writes are in the kernel and the server has
+            # ended its side too (bounded by wait_closed()).
+            stream.finish(linger=self.wait_timeout)
+        else:
+            self._disconnect()
+        gate = self._closing
+        if gate is not None and self._stream is None:
+            gate.open()
 
 
 def open_client(

@@ -34,8 +34,9 @@ def describe_error(exc: BaseException) -> str:
     """A one-line reason for a failed TLS negotiation."""
     if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
         return f"TLS negotiation failed: certificate verify failed: {exc.verify_message}"
-    if isinstance(exc, ssl.SSLError) and exc.reason:
-        return f"TLS negotiation failed: {exc.reason}"
+    reason = getattr(exc, "reason", None)  # set by OpenSSL, not on one built by hand
+    if isinstance(exc, ssl.SSLError) and reason:
+        return f"TLS negotiation failed: {reason}"
     return f"TLS negotiation failed: {exc}"
 
 
