@@ -254,7 +254,7 @@ class Connection:
             self.take_available(direction)
             self.pipes[direction].close_input()
             self.wakes[direction].set()
-        if any(self.stuck(d) and self.pipes[d].buffered for d in DIRECTIONS):
+        if any(self.stuck(d) for d in DIRECTIONS):
             self.abort(CLOSE)  # a toxic swallows what is left: there is nothing to wait for
         if not self.finished.wait(timeout):
             self.abort(CLOSE)

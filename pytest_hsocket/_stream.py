@@ -335,7 +335,13 @@ class Stream(StreamConnect, StreamWriter):
             return
         self._lingering = True
         self._linger_timer = self._hub.loop.timer(min(max(self._linger, 0.0), 1e9))
-        self._linger_timer.start(self.close)
+        self._linger_timer.start(self._linger_over)
+
+    def _linger_over(self) -> None:
+        # The peer kept its side open: take what it sent (unread bytes would turn the close
+        # into a reset), then close.
+        self.pull_now()
+        self.close(LOCAL_CLOSE)
 
     def half_close(self) -> None:
         """Shut down the sending side once queued writes are out; keep reading."""

@@ -27,6 +27,10 @@ from ._transcript import TaggedBytes, Transcript
 _select: Callable[..., Any] = monkey.get_original("select", "select")
 
 
+LINGER = 1.0
+"""Seconds ``close()`` waits, after sending its FIN, for the peer to end its side too."""
+
+
 class TestClient(ClientReads):
     """A connected hs.socket client with blocking helpers for tests.
 
@@ -239,7 +243,10 @@ class TestClient(ClientReads):
         """Close once what was written is sent: the peer gets every byte, then the end (FIN).
 
         ``disconnect()`` is hs.socket's: it drops writes still queued. ``close()`` is the
-        test's "I am done": a last large ``write`` reaches the server before it judges.
+        test's "I am done": a last large ``write`` reaches the server before it judges. After
+        the FIN it keeps reading until the peer ends its side too (at most ``LINGER`` s): a
+        socket closed with bytes unread resets the connection, which can destroy data the
+        peer has not read yet.
 
         Args:
             wait: True waits for the writes to go out (at most ``wait_timeout``, then the
@@ -276,8 +283,8 @@ class TestClient(ClientReads):
         stream = self._stream
         if stream is not None and not stream.closed and stream.sock is not None:
             # Closes, and reports it, once the writes are in the kernel and the server has
-            # ended its side too (bounded by wait_closed()).
-            stream.finish(linger=self.wait_timeout)
+            # ended its side too, or LINGER seconds after the FIN if it keeps its side open.
+            stream.finish(linger=min(self.wait_timeout, LINGER))
         else:
             self._disconnect()
         gate = self._closing

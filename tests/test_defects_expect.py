@@ -44,8 +44,8 @@ def pair() -> Iterator[tuple[TestClient, socket.socket]]:
     peer, _ = listener.accept()
     listener.close()
     yield client, peer
+    peer.close()  # first: the client's close() then sees the end of the stream at once
     client.close()
-    peer.close()
 
 
 def _queued(client: TestClient) -> tuple[int, int]:

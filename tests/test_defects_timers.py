@@ -126,8 +126,8 @@ class ReadTimers(RuleBasedStateMachine):
             assert not armed
 
     def teardown(self) -> None:
+        self.peer.close()  # first: the client's close() then sees the end of the stream
         self.client.close()
-        self.peer.close()
 
 
 TestReadTimers = ReadTimers.TestCase
