@@ -4,6 +4,7 @@ refuses a host that is not a str as ``connect()`` does."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -60,8 +61,9 @@ def peer() -> Iterator[tuple[socket.socket, int]]:
 
 
 class ReadTimers(RuleBasedStateMachine):
-    """Reads queued, completed, and given up on in any order: a timer is armed exactly while a
-    read is queued, and a read given up on leaves nothing queued."""
+    """Reads queued, completed, timed out and cancelled in any order: a timer is armed exactly
+    while a read is queued, and a read given up on (a ReadTimeout, a cancelled aexpect) leaves
+    nothing queued."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -70,6 +72,7 @@ class ReadTimers(RuleBasedStateMachine):
         self.client.set_timeout(60.0)  # never fires: the state is what is checked
         self.peer, _ = listener.accept()
         listener.close()
+        self.aloop = asyncio.new_event_loop()  # one loop: a cancelled call's worker stays in it
         self.pending = 0
         self.buffered = 0
         self.completed = 0
@@ -111,6 +114,17 @@ class ReadTimers(RuleBasedStateMachine):
         with pytest.raises(hsocket.ReadTimeout):
             self.client.expect(b"\n", timeout=0.01)
 
+    @rule()
+    def aexpect_cancelled(self) -> None:
+        if self.pending or self.buffered:
+            return  # it would complete, or queue behind the reads ahead of it
+
+        async def give_up() -> None:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(self.client.aexpect(b"\n"), 0.01)
+
+        self.aloop.run_until_complete(give_up())
+
     @invariant()
     def timer_armed_only_while_a_read_is_queued(self) -> None:
         def probe() -> tuple[int, bool]:
@@ -128,6 +142,8 @@ class ReadTimers(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.peer.close()  # first: the client's close() then sees the end of the stream
         self.client.close()
+        self.aloop.run_until_complete(self.aloop.shutdown_default_executor())
+        self.aloop.close()
 
 
 TestReadTimers = ReadTimers.TestCase
