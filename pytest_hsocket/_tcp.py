@@ -115,7 +115,7 @@ class Socket(TlsStart):
         else:
             what = "Unable to connect to host/port: %s"
             check_port(port, "connect()", low=1)
-        if self._mode != IDLE:
+        if self._settled_busy():
             log.error(what, _BUSY)
             return None
         if not host:
@@ -169,7 +169,7 @@ class Socket(TlsStart):
             check_port(port, "listen()")
             path = ""
             what = "Unable to bind port: %s"
-        if self._mode != IDLE:
+        if self._settled_busy():
             log.error(what, _BUSY_LISTEN)
             return None
         try:
