@@ -20,7 +20,8 @@ from ._record import (
     recording_from_transcripts,
     scripts_from_recording,
 )
-from ._script import MatchSpec, Rule, Script
+from ._script import Check, MatchSpec, Rule, Script
+from ._script_report import error_lines, explain, leftover_line, shared_unmet
 from ._sync import Gate
 from ._tcp import ReadCallback, Socket
 from ._transcript import Entry, TaggedBytes, Transcript, brief, diff
@@ -146,13 +147,29 @@ class MockServer(ScriptPlayer, LocalAddress):
 
     # -- scripting --------------------------------------------------------------------------
 
-    def expect(self, match: MatchSpec, *, times: Optional[int] = 1, ordered: bool = True) -> Rule:
+    def expect(
+        self,
+        match: MatchSpec,
+        check: Optional[Check] = None,
+        *,
+        times: Optional[int] = 1,
+        ordered: bool = True,
+        name: Optional[str] = None,
+        shared: bool = False,
+    ) -> Rule:
         """Add a rule to the script every connection plays; see ``Script.expect``.
+
+        ``expect(Prefixed("!I"), b"PING")`` frames the request and checks its payload;
+        ``shared=True`` counts matches on every connection together.
 
         Returns:
             The rule, to chain ``respond(...)``, ``delay(...)``, ``close()``... onto.
+        Raises:
+            TypeError, ValueError: For a bad match, check, times or name.
         """
-        return self.script.expect(match, times=times, ordered=ordered)
+        return self.script.expect(
+            match, check, times=times, ordered=ordered, name=name, shared=shared
+        )
 
     def greet(self, data: Union[bytes, str]) -> MockServer:
         """Send ``data`` to each client as soon as it connects (server-speaks-first protocols).
@@ -315,12 +332,17 @@ class MockServer(ScriptPlayer, LocalAddress):
             where = f"connection {conn.index}"
             if own or conv.started:
                 lines += [f"{where}: unmet {line}" for line in conv.unmet()]
-            lines += [f"{where}: unexpected data {note}" for note in conv.unexpected]
+            for note, (data, candidates) in zip(conv.unexpected, conv.unexpected_data):
+                rules = [conv.script.rules[i] for i in candidates]
+                shown = "".join("\n      " + line for line in explain(data, rules))
+                lines.append(f"{where}: unexpected data {note}{shown}")
             if conv.leftover():
-                lines.append(f"{where}: unexpected data {brief(conv.leftover())} (incomplete)")
-            lines += [f"{where}: respond() raised {type(e).__name__}: {e}" for e in conv.errors]
+                lines.append(leftover_line(where, conv.leftover(), conv.waiting_for()))
+            lines += error_lines(where, conv.errors)
+        scripts = [self.script, *self._scripts.values()]
+        lines += shared_unmet(rule for script in scripts for rule in script.rules)
         if not default_started and not self._driven_by_user:
-            required = [r for r in self.script.rules if r.times is not None]
+            required = [r for r in self.script.rules if r.times is not None and not r.shared]
             if required:
                 reason = "no client connected" if not played else "no client sent anything"
                 lines += [f"{reason}: unmet {r!r}" for r in required]

@@ -107,6 +107,7 @@ class Conversation:
             return []
         if self._derailed:
             self.unexpected.append(f"{brief(data)} after the conversation went off script")
+            self.unexpected_data.append((bytes(data), []))
             return []
         self._buf += data
         actions: list[Action] = []
@@ -145,7 +146,9 @@ class Conversation:
         finally:
             self._datagram = False
         if self._buf:
-            expected = ", ".join(repr(self.script.rules[i]) for i in self._candidates())
+            candidates = self._candidates()
+            expected = ", ".join(repr(self.script.rules[i]) for i in candidates)
+            self.unexpected_data.append((bytes(self._buf), list(candidates)))
             self.unexpected.append(
                 f"{brief(bytes(self._buf))} (expected {expected or 'nothing more'})"
             )
