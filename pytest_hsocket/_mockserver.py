@@ -24,7 +24,7 @@ from ._script import Check, MatchSpec, Rule, Script
 from ._script_report import error_lines, explain, leftover_line, shared_unmet
 from ._sync import Gate
 from ._tcp import ReadCallback, Socket
-from ._transcript import Entry, TaggedBytes, Transcript, brief, diff
+from ._transcript import Entry, TaggedBytes, Transcript, diff
 from ._where import LocalAddress
 
 

@@ -8,6 +8,7 @@ performs what it returns (send, delay, close, reset, STARTTLS, ...).
 from __future__ import annotations
 
 import ssl
+from collections import deque
 from typing import Callable, Optional, Union, cast
 
 import gevent
@@ -17,7 +18,8 @@ from ._fragment import Fragmenter
 from ._framing import AVAILABLE, ReadRequest
 from ._read_delivery import ReadDelivery
 from ._script import Action, Conversation, Script
-from ._tcp import Socket, Tap
+from ._sockets import WriteCallback
+from ._tcp import ReadCallback, Socket, Tap
 from ._transcript import Entry, Transcript
 
 ContextSource = Union[ssl.SSLContext, Callable[[], ssl.SSLContext]]
@@ -38,6 +40,46 @@ class _Connection:
         self.conversation: Optional[Conversation] = None
 
 
+class CuttingSocket(Socket):
+    """A mock server's accepted connection under ``hsock_fragment``: every write it makes
+    (a rule's response, a ``set_callback`` server's ``client.write``) goes out in pieces."""
+
+    def __init__(self, fn: Optional[ReadCallback], parent: Socket, fragmenter: Fragmenter):
+        super().__init__(fn, _parent=parent)
+        self._fragmenter = fragmenter
+        self._cut_writes: deque[tuple[list[bytes], int, Optional[WriteCallback]]] = deque()
+        self._cutter: Optional[gevent.Greenlet] = None
+
+    def _push_write(self, data: bytes, tag: int, fn: Optional[WriteCallback]) -> None:
+        if len(data) < 2:
+            if not self._cut_writes:
+                super()._push_write(data, tag, fn)
+                return
+            pieces = [data]
+        else:
+            pieces = self._fragmenter.cut(bytes(data))
+        self._cut_writes.append((pieces, tag, fn))
+        if self._cutter is not None:
+            return  # the greenlet sending earlier writes sends this one after them
+        if gevent.getcurrent() is gevent.get_hub():
+            self._cutter = gevent.spawn(self._send_cut)  # the loop itself must not wait
+        else:
+            self._send_cut()  # a callback's greenlet: in line, so a disconnect() waits for it
+
+    def _send_cut(self) -> None:
+        try:
+            while self._cut_writes:
+                pieces, tag, fn = self._cut_writes[0]
+                for index, piece in enumerate(pieces):
+                    if index:
+                        gevent.sleep(self._fragmenter.pause)  # a separate recv() for each piece
+                    last = index == len(pieces) - 1
+                    super()._push_write(piece, tag if last else -1, fn if last else None)
+                self._cut_writes.popleft()
+        finally:
+            self._cutter = None
+
+
 class ScriptPlayer(Socket):
     """The script-playing half of ``MockServer`` (which sets these attributes up)."""
 
@@ -51,6 +93,11 @@ class ScriptPlayer(Socket):
     _connections: list[_Connection]
     _by_client: dict[Socket, _Connection]
     _driven_by_user: bool
+
+    def _new_client(self) -> Socket:
+        if self.fragmenter is None:
+            return super()._new_client()
+        return CuttingSocket(self._callback, self, self.fragmenter)
 
     def _new_connection(self, client: Socket) -> Tap:
         conn = _Connection(
@@ -111,15 +158,7 @@ class ScriptPlayer(Socket):
             if action.kind == "matched":
                 conn.transcript.record("matched", note=action.note)
             elif action.kind == "send":
-                fragmenter = self.fragmenter
-                if fragmenter is None:
-                    client._push_write(action.data, -1, None)  # on the loop; checked bytes
-                    continue
-                pieces = fragmenter.cut(action.data)
-                for index, piece in enumerate(pieces):
-                    if index:
-                        gevent.sleep(fragmenter.pause)  # a separate recv() for each piece
-                    client.write(piece)
+                client._push_write(action.data, -1, None)  # on the loop; cut if a CuttingSocket
             elif action.kind == "delay":
                 gevent.sleep(action.seconds)
             elif stream is None:
