@@ -60,8 +60,12 @@ class MockServer(ScriptPlayer, LocalAddress):
             ``"close"`` (the default: the client sees the end at once instead of waiting for
             its timeout), ``"reset"`` (RST) or ``"keep"`` (stay open, silent). The data is
             reported at ``check()`` either way.
-        fragmenter: When set, every response is cut into pieces sent with a short pause
-            between them (see ``@pytest.mark.hsock_fragment``).
+        on_error: What a connection does when a callback of the server (``set_callback``'s
+            function, a ``respond()`` function or a check) raises on it: ``"close"`` (the
+            default: the client sees the end at once instead of waiting for its timeout),
+            ``"reset"`` (RST) or ``"keep"``. The error fails the test at teardown either way.
+        fragmenter: When set, every write of a connection is cut into pieces sent with a
+            short pause between them (see ``@pytest.mark.hsock_fragment``).
         transcript_listener: Called as ``fn(transcript, entry)`` for every event of every
             connection as it happens (the command line prints them live).
     """
@@ -80,6 +84,7 @@ class MockServer(ScriptPlayer, LocalAddress):
         self._where = ""
         self.tls_context: Optional[ContextSource] = None
         self.off_script = "close"
+        self.on_error = "close"
         self.fragmenter: Optional[Fragmenter] = None
         self.transcript_listener: Optional[Callable[[Transcript, Entry], object]] = None
         self._client_tap = self._new_connection

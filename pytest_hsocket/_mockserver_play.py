@@ -40,44 +40,79 @@ class _Connection:
         self.conversation: Optional[Conversation] = None
 
 
-class CuttingSocket(Socket):
-    """A mock server's accepted connection under ``hsock_fragment``: every write it makes
-    (a rule's response, a ``set_callback`` server's ``client.write``) goes out in pieces."""
+class MockConnection(Socket):
+    """A mock server's accepted connection.
 
-    def __init__(self, fn: Optional[ReadCallback], parent: Socket, fragmenter: Fragmenter):
+    A callback of the server's that raises on it ends it at once (``on_error``: ``"close"``
+    or ``"reset"``; ``"keep"`` leaves it open), so no client under test waits for its own
+    timeout; the error fails the test at teardown. Under ``hsock_fragment`` every write it
+    makes (a rule's response, a ``set_callback`` server's ``client.write``) goes out cut.
+    """
+
+    def __init__(
+        self,
+        fn: Optional[ReadCallback],
+        parent: Socket,
+        fragmenter: Optional[Fragmenter],
+        on_error: str,
+    ) -> None:
         super().__init__(fn, _parent=parent)
         self._fragmenter = fragmenter
+        self._on_error = on_error
         self._cut_writes: deque[tuple[list[bytes], int, Optional[WriteCallback]]] = deque()
-        self._cutter: Optional[gevent.Greenlet] = None
+        self._sending = False  # a greenlet is sending _cut_writes, in order
+
+    def _callback_failed(self, where: str, exc: BaseException) -> None:
+        super()._callback_failed(where, exc)
+        self.end_on_error(f"{where} raised {type(exc).__name__}")
+
+    def end_on_error(self, why: str) -> None:
+        """End the connection as ``on_error`` says, because ``why`` (a callback raised)."""
+        stream = self._stream
+        if stream is None or stream.closed or self._on_error == "keep":
+            return
+        tap = self._tap
+        if tap is not None:
+            tap("callback error", b"", -1, f"{why}; connection {self._on_error}")
+        if self._on_error == "reset":
+            stream.reset()
+        else:
+            stream.finish()
 
     def _push_write(self, data: bytes, tag: int, fn: Optional[WriteCallback]) -> None:
+        if self._fragmenter is None:
+            super()._push_write(data, tag, fn)
+            return
         if len(data) < 2:
-            if not self._cut_writes:
+            if not self._sending:
                 super()._push_write(data, tag, fn)
                 return
             pieces = [data]
         else:
             pieces = self._fragmenter.cut(bytes(data))
         self._cut_writes.append((pieces, tag, fn))
-        if self._cutter is not None:
-            return  # the greenlet sending earlier writes sends this one after them
+        if self._sending:
+            return  # whoever sends the earlier writes sends this one after them
+        self._sending = True
         if gevent.getcurrent() is gevent.get_hub():
-            self._cutter = gevent.spawn(self._send_cut)  # the loop itself must not wait
+            gevent.spawn(self._send_cut)  # the loop itself must not wait
         else:
             self._send_cut()  # a callback's greenlet: in line, so a disconnect() waits for it
 
     def _send_cut(self) -> None:
+        fragmenter = self._fragmenter
+        assert fragmenter is not None
         try:
             while self._cut_writes:
                 pieces, tag, fn = self._cut_writes[0]
                 for index, piece in enumerate(pieces):
                     if index:
-                        gevent.sleep(self._fragmenter.pause)  # a separate recv() for each piece
+                        gevent.sleep(fragmenter.pause)  # a separate recv() for each piece
                     last = index == len(pieces) - 1
                     super()._push_write(piece, tag if last else -1, fn if last else None)
                 self._cut_writes.popleft()
         finally:
-            self._cutter = None
+            self._sending = False
 
 
 class ScriptPlayer(Socket):
@@ -87,6 +122,7 @@ class ScriptPlayer(Socket):
     script: Script
     tls_context: Optional[ContextSource]
     off_script: str
+    on_error: str
     fragmenter: Optional[Fragmenter]
     transcript_listener: Optional[Callable[[Transcript, Entry], object]]
     _scripts: dict[int, Script]
@@ -95,9 +131,7 @@ class ScriptPlayer(Socket):
     _driven_by_user: bool
 
     def _new_client(self) -> Socket:
-        if self.fragmenter is None:
-            return super()._new_client()
-        return CuttingSocket(self._callback, self, self.fragmenter)
+        return MockConnection(self._callback, self, self.fragmenter, self.on_error)
 
     def _new_connection(self, client: Socket) -> Tap:
         conn = _Connection(
@@ -133,7 +167,11 @@ class ScriptPlayer(Socket):
         conn = self._by_client.get(client)
         if conn is None or conn.conversation is None:
             return
+        errors = len(conn.conversation.errors)
         self._perform(conn, conn.conversation.feed(data))
+        if len(conn.conversation.errors) > errors and isinstance(client, MockConnection):
+            client.end_on_error("a respond() function or check")
+            return
         if conn.conversation.derailed and self.off_script != "keep" and client._stream is not None:
             # Fail fast: a client waiting for an answer that will never come sees the end now.
             conn.transcript.record("off script", note=f"connection {self.off_script}")

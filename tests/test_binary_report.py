@@ -110,3 +110,39 @@ def test_length_framed_rules_over_a_real_socket(pytester: pytest.Pytester) -> No
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=5)
+
+
+def test_a_raising_callback_ends_its_connection_and_fails_the_test(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_hsocket import ConnectionClosed
+
+        def broken(data, tag, client):
+            raise ValueError("bad frame")
+
+        @pytest.mark.parametrize("on_error", ["close", "reset"])
+        def test_server_callback_raises(hsock_server, hsock_client, on_error):
+            hsock_server.on_error = on_error
+            hsock_server.set_callback(broken)
+            hsock_server.on_connect(lambda client: client.read(b"\\n"))
+            client = hsock_client(hsock_server)
+            client.write(b"hello\\n")
+            with pytest.raises(ConnectionClosed):
+                client.expect(b"\\n", timeout=10)  # ends at once, not after 10 s
+
+        def test_respond_raises(hsock_server, hsock_client):
+            hsock_server.expect(b"hello\\n").respond(lambda data: 1 / 0)
+            client = hsock_client(hsock_server)
+            client.write(b"hello\\n")
+            with pytest.raises(ConnectionClosed):
+                client.expect(b"\\n", timeout=10)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--durations=0")
+    result.assert_outcomes(passed=3, errors=3)
+    result.stdout.fnmatch_lines(["*callback error: *ValueError: bad frame*"])
+    result.stdout.fnmatch_lines(["*respond() raised ZeroDivisionError*"])
+    result.stdout.fnmatch_lines(["*callback error: hs.socket:read callback raised ValueError*"])
