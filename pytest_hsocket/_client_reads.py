@@ -159,6 +159,7 @@ class ClientReads(Socket):
             CallbackError: If a callback of this client raised.
             InvalidThreadUseError: If called on the socket loop.
         """
+        __tracebackhide__ = True  # pytest shows the test's frame, not this one
         self._refuse_on_loop("expect")
         if self.callback_errors:
             self.check()
@@ -220,6 +221,7 @@ class ClientReads(Socket):
             ConnectionClosed: If the connection closes with none left to take.
             InvalidThreadUseError: If called on the socket loop.
         """
+        __tracebackhide__ = True
         self._refuse_on_loop("wait")
         limit = self.wait_timeout if timeout is None else check_timeout(timeout, "wait()")
         deadline = time.monotonic() + limit

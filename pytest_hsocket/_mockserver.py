@@ -36,6 +36,7 @@ def raise_problems(
     title: str, problems: list[str], transcripts: Optional[list[Transcript]] = None
 ) -> None:
     """Raise ``ExpectationError`` listing ``problems`` (then the transcripts), if there are any."""
+    __tracebackhide__ = True
     if problems:
         lines = [f"{title}: {len(problems)} problem(s)", *(f"  - {line}" for line in problems)]
         lines += [t.render() for t in transcripts or []]
@@ -272,6 +273,7 @@ class MockServer(ScriptPlayer, LocalAddress):
         Raises:
             AssertionError: With the diff (hexdump for binary data).
         """
+        __tracebackhide__ = True
         if isinstance(expected, str):
             expected = expected.encode("utf-8")
         actual = self.received(connection)
@@ -366,6 +368,7 @@ class MockServer(ScriptPlayer, LocalAddress):
         Raises:
             ExpectationError: Listing every problem (then the transcripts).
         """
+        __tracebackhide__ = True
         shown = self.transcripts if transcripts else None
         raise_problems(f"{self.name} ({self.url})", self.problems(), shown)
 

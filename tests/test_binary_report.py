@@ -146,3 +146,20 @@ def test_a_raising_callback_ends_its_connection_and_fails_the_test(
     result.stdout.fnmatch_lines(["*callback error: *ValueError: bad frame*"])
     result.stdout.fnmatch_lines(["*respond() raised ZeroDivisionError*"])
     result.stdout.fnmatch_lines(["*callback error: hs.socket:read callback raised ValueError*"])
+
+
+def test_a_helper_failure_shows_the_test_frame_not_ours(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_timeout(hsock_server, hsock_client):
+            hsock_server.expect(b"PING").respond(b"+PO")
+            client = hsock_client(hsock_server)
+            client.write(b"PING")
+            client.expect(b"\\r\\n", timeout=0.2)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([">       client.expect(*timeout=0.2)", "E   *ReadTimeout*"])
+    result.stdout.no_fnmatch_line("*_refuse_on_loop*")
+    result.stdout.no_fnmatch_line("*_client_reads.py*")
