@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple, Union
 
-from ._frames import Announced, Framer, FrameSpec, Prefixed
+from ._framers import Announced, Framer
+from ._frames import FrameSpec, Prefixed
 
 Delimiter = Union[int, bytes, str, "re.Pattern[bytes]", FrameSpec]
 """What a read waits for: a byte count, a delimiter (bytes or UTF-8 str), a bytes regex, or a
