@@ -145,3 +145,41 @@ def test_the_rule_matcher_is_linear(spec: object) -> None:
         out += _sent(conv.feed(message[start : start + 4096]))
     assert out == b"ok"
     assert time.process_time() - started < 2.0
+
+
+SPECS = [
+    pytest.param(b"HELLO\r\n", id="exact"),
+    pytest.param(7, id="count"),
+    pytest.param(until(b"\r\n"), id="until"),
+    pytest.param(Prefixed("!H", include_header=True), id="prefixed"),
+    pytest.param(re.compile(rb"HE\w+\r\n"), id="regex"),
+    pytest.param(Announced(rb"^\$(\d+)", trailer=b"\r\n", include_header=True), id="announced"),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@settings(max_examples=60, deadline=None)
+@given(
+    stream=st.lists(
+        st.sampled_from(
+            [b"HELLO\r\n", b"\x00\x03abc", b"$2\r\nhi\r\n", b"HE", b"LLO", b"\r\n", b"x", b"\xce"]
+        ),
+        max_size=8,
+    ).map(b"".join),
+    cuts=st.lists(st.integers(min_value=0, max_value=80), max_size=10),
+)
+def test_a_rule_matches_the_same_for_any_split(
+    spec: object, stream: bytes, cuts: list[int]
+) -> None:
+    # The matcher resumes each scan where the last one stopped: fed in pieces, a conversation
+    # must do exactly what it does with the whole stream at once.
+    def play(pieces: list[bytes]) -> tuple[list[tuple[str, bytes]], bool, bytes, list[int]]:
+        script = Script()
+        script.expect(spec, times=None).respond(lambda data: b"<" + data + b">")  # type: ignore[arg-type]
+        conv = Conversation(script)
+        actions = [a for piece in pieces for a in conv.feed(piece)]
+        return [(a.kind, a.data) for a in actions], conv.derailed, conv.leftover(), conv.counts
+
+    edges = sorted({c % (len(stream) + 1) for c in cuts})
+    pieces = [stream[a:b] for a, b in zip([0, *edges], [*edges, len(stream)])]
+    assert play(pieces) == play([stream])
