@@ -34,6 +34,7 @@ from ._rules import (
 from ._transcript import brief
 
 _new = tuple.__new__
+_SHOWN_RULES = 5  # an "expected ..." note names this many candidate rules at most
 
 __all__ = [
     "Action",
@@ -147,7 +148,7 @@ class Conversation:
             self._datagram = False
         if self._buf:
             candidates = self._candidates()
-            expected = ", ".join(repr(self.script.rules[i]) for i in candidates)
+            expected = self._expected(candidates)
             self.unexpected_data.append((bytes(self._buf), list(candidates)))
             self.unexpected.append(
                 f"{brief(bytes(self._buf))} (expected {expected or 'nothing more'})"
@@ -206,12 +207,18 @@ class Conversation:
         if waiting:
             return None
         self.unexpected_data.append((bytes(buf), list(candidates)))
-        expected = ", ".join(repr(self.script.rules[i]) for i in candidates) or "nothing more"
+        expected = self._expected(candidates) or "nothing more"
         self.unexpected.append(f"{brief(bytes(buf))} (expected {expected})")
         self._buf = bytearray()
         hints.clear()
         self._derailed = True
         return None
+
+    def _expected(self, candidates: list[int]) -> str:
+        # Bounded: a script of many unordered rules made one problem line of all of them.
+        shown = ", ".join(repr(self.script.rules[i]) for i in candidates[:_SHOWN_RULES])
+        more = len(candidates) - _SHOWN_RULES
+        return shown + (f" and {more} more rules" if more > 0 else "")
 
     def _passes(self, check: Check, data: bytes) -> bool:
         try:

@@ -183,3 +183,14 @@ def test_a_rule_matches_the_same_for_any_split(
     edges = sorted({c % (len(stream) + 1) for c in cuts})
     pieces = [stream[a:b] for a, b in zip([0, *edges], [*edges, len(stream)])]
     assert play(pieces) == play([stream])
+
+
+def test_an_unexpected_note_names_a_bounded_number_of_rules() -> None:
+    script = Script()
+    for number in range(50):
+        script.expect(b"CMD%d\r\n" % number, ordered=False, times=None)
+    conv = Conversation(script)
+    conv.feed(b"NOPE\r\n")
+    (note,) = conv.unexpected
+    assert note.endswith("and 45 more rules)")
+    assert len(note) < 400
