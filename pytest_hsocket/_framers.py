@@ -84,7 +84,13 @@ class Announced(FrameSpec):
             return None
         body = found + len(self._end)
         match = self._count.search(bytes(buf[start:body]))
-        length = int(match.group(1)) if match is not None and match.group(1) else 0
+        try:
+            length = int(match.group(1)) if match is not None and match.group(1) else 0
+        except ValueError:
+            assert match is not None
+            raise FrameError(
+                f"count {match.group(1)!r} is not a decimal number in a {self!r} read"
+            ) from None
         _check_length(self, length)
         trailer = self._trailer
         end = body + length + len(trailer)
@@ -151,6 +157,8 @@ class Framer(FrameSpec):
             length = self._fn(bytes(buf[start:size]))
         except ValueError as exc:
             raise FrameError(f"{self!r} refused the bytes: {exc}") from exc
+        except Exception as exc:  # a bug in fn: the read fails with it, the loop goes on
+            raise FrameError(f"{self!r} raised {type(exc).__name__}: {exc}") from exc
         if length is None:
             if available > self._max_length:
                 raise FrameError(f"{self!r} needs more than max_length {self._max_length} bytes")

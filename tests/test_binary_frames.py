@@ -177,6 +177,18 @@ def test_any_split_of_the_stream_gives_the_same_frames(
         pytest.param(
             re.compile(rb"(?=END)"), b"END", "matched no bytes at the read's start", id="zero-width"
         ),
+        pytest.param(
+            Framer(lambda b: b[99], name="buggy"),
+            b"abc",
+            "Framer(buggy) raised IndexError",
+            id="framer-bug",
+        ),
+        pytest.param(
+            Announced(rb"^LEN (\S+)"),
+            b"LEN ten\r\n",
+            "count b'ten' is not a decimal",
+            id="count-text",
+        ),
     ],
 )
 def test_bytes_that_can_never_frame_fail_the_read_with_a_reason(
