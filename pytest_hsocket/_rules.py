@@ -82,7 +82,10 @@ _PLAIN_STEPS = frozenset(
 """Steps that neither wait nor run the user's code (with a bytes or str payload)."""
 
 _unplain = [0]  # how many rules stopped being plain, ever: a cache key for Conversation.plain
-_shared = [0]  # how many matches of shared rules, ever: a cache key for the candidates
+shared_matches = [0]
+"""How many times a shared rule matched, ever, on any server: a conversation reads it as part
+of its candidates' cache key (another connection's match changes them); a list, read inline
+on the matcher's hot path."""
 
 
 def unplain_count() -> int:
@@ -92,12 +95,7 @@ def unplain_count() -> int:
 
 def bump_shared() -> None:
     """Note that a shared rule matched (other connections' candidates change)."""
-    _shared[0] += 1
-
-
-def shared_epoch() -> int:
-    """Return how many times a shared rule matched so far, on any server (it only grows)."""
-    return _shared[0]
+    shared_matches[0] += 1
 
 
 class Rule:

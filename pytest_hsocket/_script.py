@@ -27,7 +27,7 @@ from ._rules import (
     make_spec,
     passes,
     scan,
-    shared_epoch,
+    shared_matches,
     unplain_count,
     until,
 )
@@ -121,9 +121,11 @@ class Conversation:
             if self._datagram and isinstance(rule.spec, re.Pattern):
                 end = len(self._buf)  # the datagram is the message
                 framed = bytes(self._buf)
-            matched = bytes(self._buf[:end])
+            # The matched bytes are the framed ones when the frame is the whole match.
+            matched = framed if len(framed) == end else bytes(self._buf[:end])
             del self._buf[:end]
-            self._hints.clear()
+            if self._hints:
+                self._hints.clear()
             self.counts[index] += 1
             rule.total += 1
             if rule.shared:
@@ -168,7 +170,7 @@ class Conversation:
             self._unordered = [i for i, r in enumerate(rules) if not r.ordered]
 
     def _candidates(self) -> list[int]:
-        key = (len(self.script.rules), self._pos, self._counted, shared_epoch())
+        key = (len(self.script.rules), self._pos, self._counted, shared_matches[0])
         if key == self._candidates_key:
             return self._candidates_cache
         self._sync()
@@ -193,17 +195,26 @@ class Conversation:
         waiting = False
         buf = self._buf
         hints = self._hints
+        rules = self.script.rules
         for index in candidates:
-            rule = self.script.rules[index]
-            end, data_from, data_end, hints[index] = scan(rule.spec, buf, hints.get(index, 0))
-            if end >= 0:
-                framed = bytes(buf[data_from:data_end])
-                if rule.check is not None and not self._passes(rule.check, framed):
+            rule = rules[index]
+            spec = rule.spec
+            if type(spec) is bytes and buf.startswith(spec):
+                # The common case (a whole request in one piece): the framed bytes are the
+                # rule's own, no scan and no copy.
+                framed = spec
+                end = len(spec)
+            else:
+                end, data_from, data_end, hints[index] = scan(spec, buf, hints.get(index, 0))
+                if end < 0:
+                    waiting = waiting or end == _NEED
                     continue
-                if rule.ordered:
-                    self._pos = self._ordered.index(index)
-                return index, end, framed
-            waiting = waiting or end == _NEED
+                framed = bytes(buf[data_from:data_end])
+            if rule.check is not None and not self._passes(rule.check, framed):
+                continue
+            if rule.ordered:
+                self._pos = self._ordered.index(index)
+            return index, end, framed
         if waiting:
             return None
         self.unexpected_data.append((bytes(buf), list(candidates)))
