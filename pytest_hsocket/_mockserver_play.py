@@ -13,6 +13,7 @@ from typing import Callable, Optional, Union, cast
 
 import gevent
 
+from ._base import AllWritten
 from ._errors import HSocketError
 from ._fragment import Fragmenter
 from ._framing import AVAILABLE, ReadRequest
@@ -132,6 +133,18 @@ class ScriptPlayer(Socket):
 
     def _new_client(self) -> Socket:
         return MockConnection(self._callback, self, self.fragmenter, self.on_error)
+
+    def _push_write(self, data: bytes, tag: int, fn: Optional[WriteCallback]) -> None:
+        # A broadcast (hsock_server.write) under hsock_fragment: each connection cuts its copy.
+        if self.fragmenter is None or not self.is_server:
+            super()._push_write(data, tag, fn)
+            return
+        clients = [c for c in self.clients() if isinstance(c, MockConnection) and c.connected()]
+        done = AllWritten(len(clients), tag, fn, self) if fn is not None else None
+        for client in clients:
+            client._push_write(data, tag, done)
+        if not clients and fn is not None:
+            self._post("hs.socket:write callback", fn, tag)
 
     def _new_connection(self, client: Socket) -> Tap:
         conn = _Connection(

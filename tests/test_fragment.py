@@ -111,3 +111,27 @@ def test_buffered(hsock_server, hsock_fragmentation):
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
+
+
+def test_a_broadcast_is_cut_for_each_connection(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        CLIENTS
+        + """
+@pytest.mark.hsock_fragment(runs=2)
+def test_broadcast(hsock_server, hsock_client, hsock_fragmentation):
+    hsock_server.expect(b"hi\\\\n", times=None)  # both connections accepted before the write
+    first, second = hsock_client(hsock_server), hsock_client(hsock_server)
+    first.write(b"hi\\\\n")
+    second.write(b"hi\\\\n")
+    hsock_server.settle()
+    written = []
+    hsock_server.write(b"+NEWS\\\\r\\\\n", lambda tag: written.append(tag))
+    assert first.expect(b"\\\\r\\\\n") == b"+NEWS\\\\r\\\\n"
+    assert second.expect(b"\\\\r\\\\n") == b"+NEWS\\\\r\\\\n"
+    hsock_server.settle()
+    assert [cut.data for cut in hsock_fragmentation.log] == [b"+NEWS\\\\r\\\\n"] * 2
+    assert written == [-1]
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
