@@ -17,7 +17,11 @@ from ._loop import _get_ident
 from ._stream import PEER_CLOSED, Stream
 from ._sync import Gate
 from ._tcp import ReadCallback, ReadDelimiter, Socket
+from ._tracebackhide import hide_helper_frames
 from ._transcript import TaggedBytes, Transcript
+
+# pytest leaves this module's frames out of the failures it raises for the test.
+__tracebackhide__ = hide_helper_frames
 
 
 class _Ticket:
@@ -159,7 +163,6 @@ class ClientReads(Socket):
             CallbackError: If a callback of this client raised.
             InvalidThreadUseError: If called on the socket loop.
         """
-        __tracebackhide__ = True  # pytest shows the test's frame, not this one
         self._refuse_on_loop("expect")
         if self.callback_errors:
             self.check()
@@ -221,7 +224,6 @@ class ClientReads(Socket):
             ConnectionClosed: If the connection closes with none left to take.
             InvalidThreadUseError: If called on the socket loop.
         """
-        __tracebackhide__ = True
         self._refuse_on_loop("wait")
         limit = self.wait_timeout if timeout is None else check_timeout(timeout, "wait()")
         deadline = time.monotonic() + limit
