@@ -11,7 +11,7 @@ from typing import Optional
 
 from ._frames import FrameSpec
 from ._rules import Rule, Until, literal_prefix
-from ._transcript import brief, diff, first_difference
+from ._transcript import brief, diff, first_difference, hexdump, is_printable
 
 _DIFF_LINES = 12  # a diff longer than this is cut: the first difference is what matters
 _SHOW_BYTES = 256  # the diff compares at most this much around the first difference
@@ -45,11 +45,13 @@ def closest(data: bytes, rules: Iterable[Rule]) -> Optional[tuple[Rule, bytes]]:
 def explain(data: bytes, rules: list[Rule]) -> list[str]:
     """Return lines that show how ``data`` differs from the closest of ``rules``.
 
-    Binary data gets a hexdump diff; the summary line gives the first differing offset.
+    Binary data gets a hexdump diff; the summary line gives the first differing offset. With
+    no rule to compare to, binary data gets a hexdump of its first 256 bytes.
     """
     found = closest(data, rules)
     if found is None:
-        return []
+        # No rule knows its bytes in advance (a frame with a function check): the bytes alone.
+        return [] if is_printable(data) else hexdump(data[:_SHOW_BYTES])
     rule, expected = found
     at = first_difference(expected, data)
     start = max(0, at - _SHOW_BYTES // 2) & ~0xF  # keep hexdump rows aligned

@@ -163,3 +163,24 @@ def test_a_helper_failure_shows_the_test_frame_not_ours(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines([">       client.expect(*timeout=0.2)", "E   *ReadTimeout*"])
     result.stdout.no_fnmatch_line("*_refuse_on_loop*")
     result.stdout.no_fnmatch_line("*_client_reads.py*")
+
+
+def test_binary_data_no_rule_can_compare_to_is_hexdumped(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_hsocket import Prefixed
+
+        def test_wrong_frame(hsock_server, hsock_client):
+            hsock_server.expect(Prefixed("!H"), lambda data: data.startswith(b"OK"))
+            client = hsock_client(hsock_server)
+            client.write(b"\\x00\\x03\\xff\\xfe\\x01")
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "  - connection 1: unexpected data b'\\x00\\x03\\xff\\xfe\\x01' (expected *",
+            "      00000000  00 03 ff fe 01 * |.....|",
+        ]
+    )
