@@ -4,9 +4,10 @@ names the argument and shows the value."""
 from __future__ import annotations
 
 import os
-import sys
 
-UNIX_PATH_MAX = 104 if sys.platform == "darwin" else 108
+from ._platform import unix_path_max
+
+UNIX_PATH_MAX = unix_path_max()
 
 
 def check_port(port: object, what: str, low: int = 0) -> int:

@@ -23,19 +23,13 @@ import gevent.event
 
 from ._faults import DIRECTIONS, DOWNSTREAM, UPSTREAM
 from ._pipe import CLOSE, RESET, Drop, End, Finish, Pipe, Send, Wait
+from ._platform import unsent_bytes
 from ._proxy_common import io_watchers, stop_greenlets
 from ._sockets import Closed, connect_first
 
 if TYPE_CHECKING:
     from ._proxy import FaultProxy
 
-try:  # how much a socket has not yet delivered: Linux (TIOCOUTQ), else unknown
-    import fcntl
-    import termios
-
-    _OUTQ: Optional[int] = getattr(termios, "TIOCOUTQ", None)
-except ImportError:  # pragma: no cover - Windows
-    _OUTQ = None
 
 # The name the proxy's messages always had (before the connections moved here).
 log = logging.getLogger("pytest_hsocket._proxy")
@@ -47,16 +41,8 @@ DRAIN_TIMEOUT = 1.0
 """Seconds a reset waits for the bytes before it to reach the peer."""
 
 
-def _unsent(sock: socket.socket) -> int:
-    # Bytes the kernel has not yet delivered (sent and unacknowledged, or not sent): 0 if unknown.
-    if _OUTQ is None:
-        return 0
-    try:
-        raw = fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0")
-    except OSError:
-        return 0
-    value: int = struct.unpack("i", raw)[0]
-    return value
+# Bytes the kernel has not yet delivered (sent and unacknowledged, or not sent): 0 if unknown.
+_unsent = unsent_bytes
 
 
 class Connection:

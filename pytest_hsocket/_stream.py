@@ -27,6 +27,7 @@ import gevent.event
 from ._address import ip_family
 from ._errors import reason_of
 from ._framing import BARRIER, Completed, ReadQueue, ReadRequest
+from ._platform import is_unix_family
 from ._sockets import (
     CONNECT_TIMEOUT,
     HIGH_WATER,
@@ -144,7 +145,7 @@ class Stream(StreamWriter):
                 timer.close()
 
     def _candidates(self, family: int, addresses: list[Any]) -> list[tuple[int, Any]]:
-        if family == getattr(socket, "AF_UNIX", -1):
+        if is_unix_family(family):
             return [(family, a) for a in addresses]
         host, port = addresses[0]
         literal = ip_family(host)
