@@ -82,3 +82,16 @@ def test_frames_over_a_socket_in_any_cut(
     assert client.expect(Prefixed("varint", offset=1)) == b"t" * 130  # type: ignore[attr-defined]
     assert client.expect(Prefixed("!I", offset=1, adjust=-4)) == b""  # type: ignore[attr-defined]
     assert client.expect(Announced(rb"^\$(\d+)", trailer=b"\r\n")) == b"abc"  # type: ignore[attr-defined]
+
+
+def test_expect_zero_returns_empty_bytes_with_its_tag(
+    hsock_server: MockServer, hsock_client: Callable[..., hsocket.Socket]
+) -> None:
+    hsock_server.expect(b"GO").respond(b"\x00\x00\x00\x02ok")
+    client = hsock_client(hsock_server)
+    empty = client.expect(0, tag=4)  # type: ignore[attr-defined]
+    assert empty == b""
+    assert empty.tag == 4
+    client.write(b"GO")
+    assert client.expect(Prefixed("!I")) == b"ok"  # type: ignore[attr-defined]
+    assert client.expect(0) == b""  # type: ignore[attr-defined]
