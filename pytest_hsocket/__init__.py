@@ -34,7 +34,7 @@ from ._errors import (
     LoopError,
     ReadTimeout,
 )
-from ._framing import Completed, Prefixed, ReadQueue, ReadRequest
+from ._framing import Announced, Completed, Framer, Prefixed, ReadQueue, ReadRequest
 from ._tcp import Socket, new, server
 
 __version__ = "0.1.0"
@@ -82,9 +82,11 @@ setLogLevel = set_log_level
 
 __all__ = [
     "Address",
+    "Announced",
     "CallbackError",
     "Completed",
     "ConnectionClosed",
+    "Framer",
     "HSocketError",
     "InvalidThreadUseError",
     "LoopError",

@@ -18,7 +18,11 @@ from ._loop import _get_ident
 from ._stream import PEER_CLOSED, Stream
 from ._sync import Gate
 from ._tcp import ReadCallback, ReadDelimiter, Socket
+from ._tracebackhide import hide_helper_frames
 from ._transcript import TaggedBytes, Transcript
+
+# pytest leaves this module's frames out of the failures it raises for the test.
+__tracebackhide__ = hide_helper_frames
 
 
 class _Ticket:

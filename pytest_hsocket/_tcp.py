@@ -188,8 +188,12 @@ class Socket(TlsStart):
         self._mode = SERVER
         self._acceptor = Acceptor(listener, lambda: self._listener is listener, self._accepted)
 
+    def _new_client(self) -> Socket:
+        # An accepted connection; a mock server gives its own kind (one that cuts writes).
+        return Socket(self._callback, _parent=self)
+
     def _accepted(self, conn: socket.socket) -> None:
-        client = Socket(self._callback, _parent=self)
+        client = self._new_client()
         client._tap = self._tap if self._client_tap is None else self._client_tap(client)
         client._stream = Stream(client)
         self._clients.append(client)
