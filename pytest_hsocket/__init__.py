@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         LoopError,
         ReadTimeout,
     )
-    from ._framing import Completed, Prefixed, ReadQueue, ReadRequest
+    from ._framing import Announced, Completed, Framer, Prefixed, ReadQueue, ReadRequest
     from ._tcp import Socket, new, server
 
     parseAddress = parse_address
@@ -55,7 +55,9 @@ _LAZY = {
     "InvalidThreadUseError": ("_errors", "InvalidThreadUseError"),
     "LoopError": ("_errors", "LoopError"),
     "ReadTimeout": ("_errors", "ReadTimeout"),
+    "Announced": ("_framing", "Announced"),
     "Completed": ("_framing", "Completed"),
+    "Framer": ("_framing", "Framer"),
     "Prefixed": ("_framing", "Prefixed"),
     "ReadQueue": ("_framing", "ReadQueue"),
     "ReadRequest": ("_framing", "ReadRequest"),
@@ -128,9 +130,11 @@ setLogLevel = set_log_level
 
 __all__ = [
     "Address",
+    "Announced",
     "CallbackError",
     "Completed",
     "ConnectionClosed",
+    "Framer",
     "HSocketError",
     "InvalidThreadUseError",
     "LoopError",

@@ -103,8 +103,8 @@ class CallbackQueue:
                 try:
                     fn(*args)
                 except gevent.GreenletExit:
-                    raise  # the worker is being killed: not the callback's error
-                except BaseException as exc:  # pytest.fail() too: never swallowed
+                    raise  # this worker is being killed (the loop stops): not the callback's
+                except BaseException as exc:  # pytest.fail() too: never swallowed (DESIGN 2)
                     self._on_error(where, exc)
                 if items:
                     gevent.sleep(0)  # let other sockets on the loop run between batches

@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections import deque
 from typing import Optional, Union
 
+from ._frames import FrameError, FrameSpec
 from ._reads import (
     AVAILABLE,
     BARRIER,
+    Announced,
     Completed,
     Delimiter,
+    Framer,
     Prefixed,
     ReadRequest,
     _completed,
@@ -25,8 +28,11 @@ from ._reads import (
 __all__ = [
     "AVAILABLE",
     "BARRIER",
+    "Announced",
     "Completed",
     "Delimiter",
+    "FrameSpec",
+    "Framer",
     "Prefixed",
     "ReadQueue",
     "ReadRequest",
@@ -65,9 +71,10 @@ class ReadQueue:
     scanned once in all (linear), not once per chunk.
 
     Attributes:
-        error: ``None``, or why the current read can never complete: a :class:`Prefixed`
-            header announced a length over its ``max_length`` (``"length 4294967295 over
-            max_length 67108864 in a Prefixed('!I') read"``). Set by the ``push`` or ``feed``
+        error: ``None``, or why the current read can never complete: a frame's header
+            announced a length over its ``max_length`` (``"length 4294967295 over
+            max_length 67108864 in a Prefixed('!I') read"``), a frame's trailer is wrong,
+            or a pattern matched no bytes at the read's start. Set by the ``push`` or ``feed``
             that buffered the header; the reads before it still complete and are returned.
             The read stays queued and the bytes stay buffered (nothing is delivered from a
             frame that cannot be trusted); the owner of the connection should close it with
@@ -218,6 +225,8 @@ class ReadQueue:
             self._requests.append(request)
             return self._drain()
         self._requests.append(request)
+        if request.matcher == 0 and len(self._requests) == 1:
+            return self._drain()  # read(0) completes at once, buffer or not
         return []
 
     def feed(self, data: Union[bytes, bytearray, memoryview]) -> list[Completed]:
@@ -239,10 +248,14 @@ class ReadQueue:
                 chunk = bytes(data)  # the view's end compared first: no copy for nothing
                 if chunk.find(matcher) == len(chunk) - len(matcher):
                     requests.popleft()
+                    if requests:  # a read(0) after it completes too, in order
+                        return [_completed((chunk, request.tag)), *self._drain()]
                     return [_completed((chunk, request.tag))]
                 data = chunk
             elif type(matcher) is int and matcher == AVAILABLE:
                 requests.popleft()
+                if requests:
+                    return [_completed((bytes(data), request.tag)), *self._drain()]
                 return [_completed((bytes(data), request.tag))]
         self._buf += data
         if requests:
@@ -261,7 +274,7 @@ class ReadQueue:
         self._settle()
         self._requests.popleft()
         self._scan_from = 0
-        return self._drain() if self._buf else []
+        return self._drain()  # a read(0) behind the barrier completes with no bytes
 
     def cancel(self, request: ReadRequest) -> bool:
         """Remove a queued read (a test gave up waiting); return whether it was queued."""
@@ -309,9 +322,16 @@ class ReadQueue:
             matcher = request.matcher
             data_from = start
             if isinstance(matcher, int):
-                if size - start < matcher or size == start or matcher < 0:
+                if matcher > 0:
+                    if size - start < matcher:
+                        break
+                    end = start + matcher
+                elif not matcher:
+                    end = start  # read(0): at once, in its turn
+                elif matcher == AVAILABLE and size > start:
+                    end = size
+                else:
                     break
-                end = start + (matcher or size - start)
             elif isinstance(matcher, bytes):
                 found = buf.find(matcher, start + self._scan_from)
                 if found < 0:
@@ -319,8 +339,30 @@ class ReadQueue:
                     self._scan_from = max(0, size - start - len(matcher) + 1)
                     break
                 end = found + len(matcher)
-            elif isinstance(matcher, Prefixed):
+            elif isinstance(matcher, FrameSpec) and not (
+                isinstance(matcher, Prefixed) and matcher._simple
+            ):
                 # Placed after the int and bytes branches so they pay nothing for it.
+                try:
+                    measured = matcher._frame(buf, start, size)
+                except FrameError as exc:
+                    if self.error is None:
+                        self.error = str(exc)
+                    break
+                if measured is None:
+                    break
+                data_from, data_end, end = measured
+                if data_end - data_from > _COPY_VIEW:
+                    with memoryview(buf) as view:
+                        data = bytes(view[data_from:data_end])
+                else:
+                    data = bytes(buf[data_from:data_end])
+                done.append(_completed((data, request.tag)))
+                start = end
+                requests.popleft()
+                self._scan_from = 0
+                continue
+            elif isinstance(matcher, Prefixed):
                 # Nothing is scanned: _scan_from stays 0 while a Prefixed read is the head.
                 header = matcher._size
                 if size - start < header:
@@ -342,8 +384,14 @@ class ReadQueue:
                 with memoryview(buf) as view:
                     match = matcher.search(view[start:])
                     matched = match.end() if match is not None else 0
+                    match_at_start = match is not None
                     match = None  # it holds an export of the buffer
                 if not matched:
+                    if match_at_start and self.error is None:
+                        self.error = (
+                            f"re.compile({matcher.pattern!r}) matched no bytes at the read's "
+                            "start: a zero-width pattern never completes a read"
+                        )
                     break
                 end = start + matched
             if end - data_from > _COPY_VIEW:

@@ -20,10 +20,11 @@ from ._record import (
     recording_from_transcripts,
     scripts_from_recording,
 )
-from ._script import MatchSpec, Rule, Script
+from ._script import Check, MatchSpec, Rule, Script
+from ._script_report import error_lines, explain, leftover_line, shared_unmet
 from ._sync import Gate
 from ._tcp import ReadCallback, Socket
-from ._transcript import Entry, TaggedBytes, Transcript, brief, diff
+from ._transcript import Entry, TaggedBytes, Transcript, diff
 from ._where import LocalAddress
 
 
@@ -35,6 +36,7 @@ def raise_problems(
     title: str, problems: list[str], transcripts: Optional[list[Transcript]] = None
 ) -> None:
     """Raise ``ExpectationError`` listing ``problems`` (then the transcripts), if there are any."""
+    __tracebackhide__ = True
     if problems:
         lines = [f"{title}: {len(problems)} problem(s)", *(f"  - {line}" for line in problems)]
         lines += [t.render() for t in transcripts or []]
@@ -59,8 +61,12 @@ class MockServer(ScriptPlayer, LocalAddress):
             ``"close"`` (the default: the client sees the end at once instead of waiting for
             its timeout), ``"reset"`` (RST) or ``"keep"`` (stay open, silent). The data is
             reported at ``check()`` either way.
-        fragmenter: When set, every response is cut into pieces sent with a short pause
-            between them (see ``@pytest.mark.hsock_fragment``).
+        on_error: What a connection does when a callback of the server (``set_callback``'s
+            function, a ``respond()`` function or a check) raises on it: ``"close"`` (the
+            default: the client sees the end at once instead of waiting for its timeout),
+            ``"reset"`` (RST) or ``"keep"``. The error fails the test at teardown either way.
+        fragmenter: When set, every write of a connection is cut into pieces sent with a
+            short pause between them (see ``@pytest.mark.hsock_fragment``).
         transcript_listener: Called as ``fn(transcript, entry)`` for every event of every
             connection as it happens (the command line prints them live).
     """
@@ -79,6 +85,7 @@ class MockServer(ScriptPlayer, LocalAddress):
         self._where = ""
         self.tls_context: Optional[ContextSource] = None
         self.off_script = "close"
+        self.on_error = "close"
         self.fragmenter: Optional[Fragmenter] = None
         self.transcript_listener: Optional[Callable[[Transcript, Entry], object]] = None
         self._client_tap = self._new_connection
@@ -146,13 +153,29 @@ class MockServer(ScriptPlayer, LocalAddress):
 
     # -- scripting --------------------------------------------------------------------------
 
-    def expect(self, match: MatchSpec, *, times: Optional[int] = 1, ordered: bool = True) -> Rule:
+    def expect(
+        self,
+        match: MatchSpec,
+        check: Optional[Check] = None,
+        *,
+        times: Optional[int] = 1,
+        ordered: bool = True,
+        name: Optional[str] = None,
+        shared: bool = False,
+    ) -> Rule:
         """Add a rule to the script every connection plays; see ``Script.expect``.
+
+        ``expect(Prefixed("!I"), b"PING")`` frames the request and checks its payload;
+        ``shared=True`` counts matches on every connection together.
 
         Returns:
             The rule, to chain ``respond(...)``, ``delay(...)``, ``close()``... onto.
+        Raises:
+            TypeError, ValueError: For a bad match, check, times or name.
         """
-        return self.script.expect(match, times=times, ordered=ordered)
+        return self.script.expect(
+            match, check, times=times, ordered=ordered, name=name, shared=shared
+        )
 
     def greet(self, data: Union[bytes, str]) -> MockServer:
         """Send ``data`` to each client as soon as it connects (server-speaks-first protocols).
@@ -250,6 +273,7 @@ class MockServer(ScriptPlayer, LocalAddress):
         Raises:
             AssertionError: With the diff (hexdump for binary data).
         """
+        __tracebackhide__ = True
         if isinstance(expected, str):
             expected = expected.encode("utf-8")
         actual = self.received(connection)
@@ -315,12 +339,17 @@ class MockServer(ScriptPlayer, LocalAddress):
             where = f"connection {conn.index}"
             if own or conv.started:
                 lines += [f"{where}: unmet {line}" for line in conv.unmet()]
-            lines += [f"{where}: unexpected data {note}" for note in conv.unexpected]
+            for note, (data, candidates) in zip(conv.unexpected, conv.unexpected_data):
+                rules = [conv.script.rules[i] for i in candidates]
+                shown = "".join("\n      " + line for line in explain(data, rules))
+                lines.append(f"{where}: unexpected data {note}{shown}")
             if conv.leftover():
-                lines.append(f"{where}: unexpected data {brief(conv.leftover())} (incomplete)")
-            lines += [f"{where}: respond() raised {type(e).__name__}: {e}" for e in conv.errors]
+                lines.append(leftover_line(where, conv.leftover(), conv.waiting_for()))
+            lines += error_lines(where, conv.errors)
+        scripts = [self.script, *self._scripts.values()]
+        lines += shared_unmet(rule for script in scripts for rule in script.rules)
         if not default_started and not self._driven_by_user:
-            required = [r for r in self.script.rules if r.times is not None]
+            required = [r for r in self.script.rules if r.times is not None and not r.shared]
             if required:
                 reason = "no client connected" if not played else "no client sent anything"
                 lines += [f"{reason}: unmet {r!r}" for r in required]
@@ -339,6 +368,7 @@ class MockServer(ScriptPlayer, LocalAddress):
         Raises:
             ExpectationError: Listing every problem (then the transcripts).
         """
+        __tracebackhide__ = True
         shown = self.transcripts if transcripts else None
         raise_problems(f"{self.name} ({self.url})", self.problems(), shown)
 

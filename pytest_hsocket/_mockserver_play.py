@@ -8,16 +8,19 @@ performs what it returns (send, delay, close, reset, STARTTLS, ...).
 from __future__ import annotations
 
 import ssl
+from collections import deque
 from typing import Callable, Optional, Union, cast
 
 import gevent
 
+from ._base import AllWritten
 from ._errors import HSocketError
 from ._fragment import Fragmenter
 from ._framing import AVAILABLE, ReadRequest
 from ._read_delivery import ReadDelivery
 from ._script import Action, Conversation, Script
-from ._tcp import Socket, Tap
+from ._sockets import WriteCallback
+from ._tcp import ReadCallback, Socket, Tap
 from ._transcript import Entry, Transcript
 
 ContextSource = Union[ssl.SSLContext, Callable[[], ssl.SSLContext]]
@@ -38,6 +41,81 @@ class _Connection:
         self.conversation: Optional[Conversation] = None
 
 
+class MockConnection(Socket):
+    """A mock server's accepted connection.
+
+    A callback of the server's that raises on it ends it at once (``on_error``: ``"close"``
+    or ``"reset"``; ``"keep"`` leaves it open), so no client under test waits for its own
+    timeout; the error fails the test at teardown. Under ``hsock_fragment`` every write it
+    makes (a rule's response, a ``set_callback`` server's ``client.write``) goes out cut.
+    """
+
+    def __init__(
+        self,
+        fn: Optional[ReadCallback],
+        parent: Socket,
+        fragmenter: Optional[Fragmenter],
+        on_error: str,
+    ) -> None:
+        super().__init__(fn, _parent=parent)
+        self._fragmenter = fragmenter
+        self._on_error = on_error
+        self._cut_writes: deque[tuple[list[bytes], int, Optional[WriteCallback]]] = deque()
+        self._sending = False  # a greenlet is sending _cut_writes, in order
+
+    def _callback_failed(self, where: str, exc: BaseException) -> None:
+        super()._callback_failed(where, exc)
+        self.end_on_error(f"{where} raised {type(exc).__name__}")
+
+    def end_on_error(self, why: str) -> None:
+        """End the connection as ``on_error`` says, because ``why`` (a callback raised)."""
+        stream = self._stream
+        if stream is None or stream.closed or self._on_error == "keep":
+            return
+        tap = self._tap
+        if tap is not None:
+            tap("callback error", b"", -1, f"{why}; connection {self._on_error}")
+        if self._on_error == "reset":
+            stream.reset()
+        else:
+            stream.finish()
+
+    def _push_write(self, data: bytes, tag: int, fn: Optional[WriteCallback]) -> None:
+        if self._fragmenter is None:
+            super()._push_write(data, tag, fn)
+            return
+        if len(data) < 2:
+            if not self._sending:
+                super()._push_write(data, tag, fn)
+                return
+            pieces = [data]
+        else:
+            pieces = self._fragmenter.cut(bytes(data))
+        self._cut_writes.append((pieces, tag, fn))
+        if self._sending:
+            return  # whoever sends the earlier writes sends this one after them
+        self._sending = True
+        if gevent.getcurrent() is gevent.get_hub():
+            gevent.spawn(self._send_cut)  # the loop itself must not wait
+        else:
+            self._send_cut()  # a callback's greenlet: in line, so a disconnect() waits for it
+
+    def _send_cut(self) -> None:
+        fragmenter = self._fragmenter
+        assert fragmenter is not None
+        try:
+            while self._cut_writes:
+                pieces, tag, fn = self._cut_writes[0]
+                for index, piece in enumerate(pieces):
+                    if index:
+                        gevent.sleep(fragmenter.pause)  # a separate recv() for each piece
+                    last = index == len(pieces) - 1
+                    super()._push_write(piece, tag if last else -1, fn if last else None)
+                self._cut_writes.popleft()
+        finally:
+            self._sending = False
+
+
 class ScriptPlayer(Socket):
     """The script-playing half of ``MockServer`` (which sets these attributes up)."""
 
@@ -45,12 +123,28 @@ class ScriptPlayer(Socket):
     script: Script
     tls_context: Optional[ContextSource]
     off_script: str
+    on_error: str
     fragmenter: Optional[Fragmenter]
     transcript_listener: Optional[Callable[[Transcript, Entry], object]]
     _scripts: dict[int, Script]
     _connections: list[_Connection]
     _by_client: dict[Socket, _Connection]
     _driven_by_user: bool
+
+    def _new_client(self) -> Socket:
+        return MockConnection(self._callback, self, self.fragmenter, self.on_error)
+
+    def _push_write(self, data: bytes, tag: int, fn: Optional[WriteCallback]) -> None:
+        # A broadcast (hsock_server.write) under hsock_fragment: each connection cuts its copy.
+        if self.fragmenter is None or not self.is_server:
+            super()._push_write(data, tag, fn)
+            return
+        clients = [c for c in self.clients() if isinstance(c, MockConnection) and c.connected()]
+        done = AllWritten(len(clients), tag, fn, self) if fn is not None else None
+        for client in clients:
+            client._push_write(data, tag, done)
+        if not clients and fn is not None:
+            self._post("hs.socket:write callback", fn, tag)
 
     def _new_connection(self, client: Socket) -> Tap:
         conn = _Connection(
@@ -86,7 +180,11 @@ class ScriptPlayer(Socket):
         conn = self._by_client.get(client)
         if conn is None or conn.conversation is None:
             return
+        errors = len(conn.conversation.errors)
         self._perform(conn, conn.conversation.feed(data))
+        if len(conn.conversation.errors) > errors and isinstance(client, MockConnection):
+            client.end_on_error("a respond() function or check")
+            return
         if conn.conversation.derailed and self.off_script != "keep" and client._stream is not None:
             # Fail fast: a client waiting for an answer that will never come sees the end now.
             conn.transcript.record("off script", note=f"connection {self.off_script}")
@@ -111,15 +209,7 @@ class ScriptPlayer(Socket):
             if action.kind == "matched":
                 conn.transcript.record("matched", note=action.note)
             elif action.kind == "send":
-                fragmenter = self.fragmenter
-                if fragmenter is None:
-                    client._push_write(action.data, -1, None)  # on the loop; checked bytes
-                    continue
-                pieces = fragmenter.cut(action.data)
-                for index, piece in enumerate(pieces):
-                    if index:
-                        gevent.sleep(fragmenter.pause)  # a separate recv() for each piece
-                    client.write(piece)
+                client._push_write(action.data, -1, None)  # on the loop; cut if a CuttingSocket
             elif action.kind == "delay":
                 gevent.sleep(action.seconds)
             elif stream is None:

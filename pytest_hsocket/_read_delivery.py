@@ -106,7 +106,7 @@ class ReadDelivery:
                 try:
                     fn(data, tag, self)  # type: ignore[misc]  # a server's: never None here
                 except gevent.GreenletExit:
-                    raise  # the connection is closing: not the callback's error
+                    raise
                 except BaseException as exc:  # pytest.fail() too: never swallowed
                     self._callback_failed("hs.socket:read callback", exc)
         finally:
@@ -149,7 +149,7 @@ class ReadDelivery:
                     else:
                         fn(data, tag)
                 except gevent.GreenletExit:
-                    raise  # the connection is closing: not the callback's error
+                    raise
                 except BaseException as exc:  # pytest.fail() too: never swallowed
                     self._callback_failed("hs.socket:read callback", exc)
         finally:
@@ -185,7 +185,7 @@ class ReadDelivery:
                     else:
                         fn(data, tag)
                 except gevent.GreenletExit:
-                    raise  # the connection is closing: not the callback's error
+                    raise
                 except BaseException as exc:  # pytest.fail() too: never swallowed
                     self._callback_failed("hs.socket:read callback", exc)
                 taken = self._lane_data

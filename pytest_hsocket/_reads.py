@@ -9,133 +9,45 @@ A read waits for a byte count, a delimiter, a bytes regex or a length-prefixed f
 from __future__ import annotations
 
 import re
-import struct
 from typing import Any, NamedTuple, Union
 
-Delimiter = Union[int, bytes, str, "re.Pattern[bytes]", "Prefixed"]
-"""What a read waits for: a byte count, a delimiter (bytes or UTF-8 str), a bytes regex, or a
-length-prefixed frame."""
+from ._framers import Announced, Framer
+from ._frames import FrameSpec, Prefixed
 
-_Matcher = Union[int, bytes, "re.Pattern[bytes]", "Prefixed"]
+Delimiter = Union[int, bytes, str, "re.Pattern[bytes]", FrameSpec]
+"""What a read waits for: a byte count, a delimiter (bytes or UTF-8 str), a bytes regex, or a
+frame (:class:`Prefixed`, :class:`Announced`, :class:`Framer`)."""
+
+_Matcher = Union[int, bytes, "re.Pattern[bytes]", FrameSpec]
+
+__all__ = [
+    "AVAILABLE",
+    "BARRIER",
+    "Announced",
+    "Completed",
+    "Delimiter",
+    "FrameSpec",
+    "Framer",
+    "Prefixed",
+    "ReadRequest",
+    "make_request",
+]
 
 BARRIER = -1
 """An internal matcher that never completes: reads queued behind it wait until it is removed
 with ``pop_barrier`` (used by ``start_tls``, which waits for the reads queued before it)."""
 
-AVAILABLE = 0
+AVAILABLE = -2
 """An internal matcher: whatever is buffered, at least one byte (GCDAsyncSocket's third read
 kind, used by the scripted mock server). ``make_request`` never builds it from user input."""
-
-
-_PREFIX_ORDERS = ("!", ">", "<")
-_PREFIX_CODES = ("B", "H", "I", "Q")
-_DEFAULT_MAX_LENGTH = 64 * 1024 * 1024
-
-
-class Prefixed:
-    """A length-prefixed read: an unsigned integer header, then that many payload bytes.
-
-    Use it wherever a delimiter is accepted: ``sock.read(Prefixed("!I"), tag)``,
-    ``client.expect(Prefixed("<H"))``. The read completes once the header and the whole
-    payload have arrived, and delivers the payload (or the header and the payload).
-
-    Args:
-        fmt: A ``struct`` format of one unsigned integer: ``"!B"`` / ``"B"`` (1 byte), or
-            ``"!"`` / ``">"`` (big-endian) or ``"<"`` (little-endian) followed by ``"H"``
-            (2 bytes), ``"I"`` (4) or ``"Q"`` (8).
-        include_header: Deliver the header with the payload; by default only the payload.
-        max_length: The largest payload length accepted (the header itself not counted).
-            A header announcing more makes the read fail: see :attr:`ReadQueue.error`.
-
-    Raises:
-        TypeError: If ``fmt`` is not a str, ``include_header`` not a bool, or ``max_length``
-            not an int.
-        ValueError: If ``fmt`` is not one unsigned integer with a byte order, or
-            ``max_length`` is not positive.
-    """
-
-    __slots__ = ("_fmt", "_include_header", "_max_length", "_size", "_start", "_unpack_from")
-
-    def __init__(
-        self, fmt: str, *, include_header: bool = False, max_length: int = _DEFAULT_MAX_LENGTH
-    ) -> None:
-        if not isinstance(fmt, str):
-            raise TypeError(f"Prefixed() fmt must be a struct format str such as '!I', not {fmt!r}")
-        order, code = (fmt[0], fmt[1:]) if fmt[:1] in _PREFIX_ORDERS else ("", fmt)
-        if code.upper() in _PREFIX_CODES and code not in _PREFIX_CODES:
-            fix = (order or ("" if code == "b" else "!")) + code.upper()
-            raise ValueError(f"Prefixed() fmt must be unsigned, not {fmt!r}; use {fix!r}")
-        if code not in _PREFIX_CODES:
-            raise ValueError(
-                "Prefixed() fmt must be one unsigned integer, '!B', '!H', '!I' or '!Q' "
-                f"('<' for little-endian), not {fmt!r}"
-            )
-        if not order and code != "B":
-            raise ValueError(
-                f"Prefixed() fmt must give the byte order, not {fmt!r}; "
-                f"use '!{code}' (big-endian) or '<{code}' (little-endian)"
-            )
-        if not isinstance(include_header, bool):
-            raise TypeError(f"Prefixed() include_header must be a bool, not {include_header!r}")
-        if isinstance(max_length, bool) or not isinstance(max_length, int):
-            raise TypeError(f"Prefixed() max_length must be an int, not {max_length!r}")
-        if max_length <= 0:
-            raise ValueError(f"Prefixed() max_length must be positive, not {max_length!r}")
-        header = struct.Struct(fmt)
-        self._fmt = fmt
-        self._include_header = include_header
-        self._max_length = max_length
-        self._size = header.size
-        # Where the delivered data starts in the frame: 0 keeps the header.
-        self._start = 0 if include_header else header.size
-        self._unpack_from = header.unpack_from
-
-    @property
-    def fmt(self) -> str:
-        """The header's ``struct`` format, as given."""
-        return self._fmt
-
-    @property
-    def include_header(self) -> bool:
-        """Whether the header is delivered with the payload."""
-        return self._include_header
-
-    @property
-    def max_length(self) -> int:
-        """The largest payload length accepted."""
-        return self._max_length
-
-    @property
-    def header_size(self) -> int:
-        """The header's size in bytes: 1, 2, 4 or 8."""
-        return self._size
-
-    def _key(self) -> tuple[str, bool, int]:
-        return self._fmt, self._include_header, self._max_length
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Prefixed):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        options = ""
-        if self._include_header:
-            options += ", include_header=True"
-        if self._max_length != _DEFAULT_MAX_LENGTH:
-            options += f", max_length={self._max_length}"
-        return f"Prefixed({self._fmt!r}{options})"
 
 
 class ReadRequest:
     """One queued read: what completes it, the tag handed back, and its timeout.
 
     Attributes:
-        matcher: A positive byte count, a non-empty delimiter, a compiled bytes regex, or a
-            :class:`Prefixed`.
+        matcher: A byte count (0 completes at once with ``b""``), a non-empty delimiter, a
+            compiled bytes regex, or a frame spec (:class:`Prefixed`, ...).
         tag: Handed back with the data.
         timeout: Seconds the read may take once it becomes current; negative = none.
     """
@@ -160,8 +72,8 @@ class ReadRequest:
             return f"{self.matcher} byte{'' if self.matcher == 1 else 's'}"
         if isinstance(self.matcher, bytes):
             return repr(self.matcher)
-        if isinstance(self.matcher, Prefixed):
-            return f"a {self.matcher!r} frame"
+        if isinstance(self.matcher, FrameSpec):
+            return self.matcher.describe()
         return f"re.compile({self.matcher.pattern!r})"
 
     def __repr__(self) -> str:
@@ -184,8 +96,8 @@ def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> 
     """Validate the arguments of ``read`` and build the request.
 
     Args:
-        delimiter: A positive int, non-empty bytes/str, a compiled bytes regex, or a
-            :class:`Prefixed` (validated when it was built).
+        delimiter: An int of 0 or more, non-empty bytes/str, a compiled bytes regex that
+            cannot match empty, or a frame spec (validated when it was built).
         tag: An int.
         timeout: Seconds, negative for none.
 
@@ -194,19 +106,20 @@ def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> 
 
     Raises:
         TypeError: If the delimiter or tag has the wrong type.
-        ValueError: If a length is not positive, or a delimiter or pattern is empty.
+        ValueError: If a length is negative, a delimiter is empty, or a pattern matches
+            the empty string.
     """
     if isinstance(tag, bool) or not isinstance(tag, int):
         raise TypeError(f"read() tag must be an int, not {tag!r}")
     matcher: _Matcher
     if isinstance(delimiter, bool):
         raise TypeError(
-            "read() delimiter must be an int, bytes, str, re.Pattern or Prefixed, "
-            f"not {delimiter!r}"
+            "read() delimiter must be an int, bytes, str, re.Pattern or a frame spec "
+            f"(Prefixed, Announced, Framer), not {delimiter!r}"
         )
     if isinstance(delimiter, int):
-        if delimiter <= 0:
-            raise ValueError(f"read() length must be positive, not {delimiter!r}")
+        if delimiter < 0:
+            raise ValueError(f"read() length must not be negative, not {delimiter!r}")
         matcher = delimiter
     elif isinstance(delimiter, (bytes, bytearray, memoryview)):
         matcher = bytes(delimiter)
@@ -225,16 +138,32 @@ def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> 
                 f"read() pattern must be a bytes pattern, not {delimiter.pattern!r}; "
                 "compile it from bytes: re.compile(rb'...')"
             )
-        if delimiter.search(b"") is not None:
+        if zero_width(delimiter):
             raise ValueError(
                 f"read() pattern must not match the empty string: {delimiter.pattern!r}"
             )
         matcher = delimiter
-    elif isinstance(delimiter, Prefixed):
+    elif isinstance(delimiter, FrameSpec):
         matcher = delimiter
     else:
         raise TypeError(
-            "read() delimiter must be an int, bytes, str, re.Pattern or Prefixed, "
-            f"not {delimiter!r}"
+            "read() delimiter must be an int, bytes, str, re.Pattern or a frame spec "
+            f"(Prefixed, Announced, Framer), not {delimiter!r}"
         )
     return ReadRequest(matcher, tag, timeout)
+
+
+_PROBES = (b"", b"a", b"0", b" ", b"\n", b"\x00", b"\xff")
+
+
+def zero_width(pattern: re.Pattern[bytes]) -> bool:
+    """Return whether ``pattern`` matches no bytes at the start of a few sample buffers.
+
+    Such a pattern (``\\b``, ``^``, ``a*``) would complete a read with nothing; the read
+    queue refuses one it meets later (``(?=END)``) with :attr:`ReadQueue.error`.
+    """
+    for probe in _PROBES:
+        match = pattern.match(probe)
+        if match is not None and not match.end():
+            return True
+    return pattern.search(b"") is not None

@@ -1,38 +1,51 @@
-"""Sans-IO server scripts, the template half: ``expect(...)`` rules, their steps, and how a
-rule matches the start of a byte buffer. A ``Conversation`` (in ``_script``) plays them.
+"""Sans-IO server scripts, the template half: ``expect(...)`` rules and their steps. What a
+rule matches, and how, is ``_rule_specs``'s; a ``Conversation`` (in ``_script``) plays them.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Callable, NamedTuple, Optional, Union
 
+from ._rule_specs import (
+    _NEED,
+    _NO,
+    Check,
+    MatchSpec,
+    Spec,
+    Until,
+    label,
+    literal_prefix,
+    make_check,
+    make_spec,
+    passes,
+    scan,
+    until,
+)
+
+__all__ = [
+    "_NEED",
+    "_NO",
+    "Action",
+    "Check",
+    "MatchSpec",
+    "Payload",
+    "Rule",
+    "Script",
+    "Spec",
+    "Until",
+    "label",
+    "literal_prefix",
+    "make_check",
+    "make_spec",
+    "passes",
+    "scan",
+    "until",
+]
+
 Payload = Union[bytes, str, Callable[[bytes], Union[bytes, str, None]]]
-MatchSpec = Union[bytes, str, int, "re.Pattern[bytes]", "Until"]
-"""What ``expect`` accepts."""
-Spec = Union[bytes, int, "re.Pattern[bytes]", "Until"]
-"""What a rule keeps, once checked (a str became bytes)."""
 
 _FAULTS = frozenset({"dribble", "trickle", "truncate", "reset_after", "garbage"})
 _ENDINGS = frozenset({"close", "reset", "truncate", "reset_after", "stall"})
-
-_NEED = -1  # wait for more bytes
-_NO = -2  # can never match
-
-
-class Until:
-    """Match any bytes up to and including ``delimiter`` (``expect(until(b"\\r\\n"))``)."""
-
-    __slots__ = ("delimiter",)
-
-    def __init__(self, delimiter: Union[bytes, str]) -> None:
-        data = delimiter.encode() if isinstance(delimiter, str) else delimiter
-        if not isinstance(data, bytes) or not data:
-            raise ValueError(f"until() delimiter must be non-empty bytes or str, not {delimiter!r}")
-        self.delimiter = data
-
-    def __repr__(self) -> str:
-        return f"until({self.delimiter!r})"
 
 
 def _positive(value: object, what: str, zero: bool = False) -> None:
@@ -47,66 +60,6 @@ def _seconds(value: object, what: str) -> None:
         raise TypeError(f"{what} must be a number of seconds, not {value!r}")
     if value < 0:
         raise ValueError(f"{what} must not be negative, not {value!r}")
-
-
-def until(delimiter: Union[bytes, str]) -> Until:
-    """Build a delimiter match for ``expect``: any content up to and including ``delimiter``.
-
-    Raises:
-        ValueError: If the delimiter is empty or not bytes/str.
-    """
-    return Until(delimiter)
-
-
-def _check(spec: Spec, buf: bytes) -> int:
-    """Return the end of a match at the start of ``buf``, ``_NEED`` or ``_NO``."""
-    if isinstance(spec, bytes):
-        if buf.startswith(spec):
-            return len(spec)
-        return _NEED if spec.startswith(buf) else _NO
-    if isinstance(spec, int):
-        return spec if len(buf) >= spec else _NEED
-    if isinstance(spec, Until):
-        found = buf.find(spec.delimiter)
-        return _NEED if found < 0 else found + len(spec.delimiter)
-    match = spec.match(buf)
-    if match is not None and match.end() > 0:
-        return match.end()
-    return _NEED
-
-
-def make_spec(match: object) -> Spec:
-    """Validate what ``expect`` was given.
-
-    Raises:
-        TypeError: If it is not bytes, str, int, a bytes regex or ``until(...)``.
-        ValueError: If it is empty or a length is not positive.
-    """
-    if isinstance(match, bool):
-        raise TypeError(
-            f"expect() match must be bytes, str, int, re.Pattern or until(), not {match!r}"
-        )
-    if isinstance(match, str):
-        try:
-            match = match.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"expect() match is not valid text: {match!r}") from None
-    if isinstance(match, (bytes, bytearray, memoryview)):
-        data = bytes(match)
-        if not data:
-            raise ValueError("expect() match must not be empty, not b''")
-        return data
-    if isinstance(match, int):
-        if match <= 0:
-            raise ValueError(f"expect() length must be positive, not {match!r}")
-        return match
-    if isinstance(match, Until):
-        return match
-    if isinstance(match, re.Pattern):
-        if not isinstance(match.pattern, bytes):
-            raise TypeError(f"expect() pattern must be a bytes pattern, not {match.pattern!r}")
-        return match
-    raise TypeError(f"expect() match must be bytes, str, int, re.Pattern or until(), not {match!r}")
 
 
 class Action(NamedTuple):
@@ -129,11 +82,20 @@ _PLAIN_STEPS = frozenset(
 """Steps that neither wait nor run the user's code (with a bytes or str payload)."""
 
 _unplain = [0]  # how many rules stopped being plain, ever: a cache key for Conversation.plain
+shared_matches = [0]
+"""How many times a shared rule matched, ever, on any server: a conversation reads it as part
+of its candidates' cache key (another connection's match changes them); a list, read inline
+on the matcher's hot path."""
 
 
 def unplain_count() -> int:
     """Return how many rules stopped being plain so far (it only grows)."""
     return _unplain[0]
+
+
+def bump_shared() -> None:
+    """Note that a shared rule matched (other connections' candidates change)."""
+    shared_matches[0] += 1
 
 
 class Rule:
@@ -145,12 +107,26 @@ class Rule:
             played in the loop's turn that read the data, with no greenlet of its own.
     """
 
-    def __init__(self, spec: Spec, times: Optional[int], ordered: bool) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        times: Optional[int],
+        ordered: bool,
+        check: Optional[Check] = None,
+        name: Optional[str] = None,
+        shared: bool = False,
+    ) -> None:
         self.spec = spec
         self.times = times
-        self.ordered = ordered
+        self.ordered = ordered and not shared
+        self.check = check
+        self.name = name
+        self.shared = shared
+        self.total = 0  # matches on every connection (what a shared rule counts)
         self.steps: list[tuple[str, object]] = []
-        self.plain = True
+        self.plain = check is None or not callable(check)
+        if not self.plain:
+            _unplain[0] += 1
         self._label: Optional[str] = None
 
     def _add(self, kind: str, value: object, payload: object = None) -> None:
@@ -255,13 +231,17 @@ class Rule:
                 raise ValueError(f"{what} payload is not valid text: {payload!r}") from None
 
     def __repr__(self) -> str:
-        label = self._label
-        if label is None:  # made once: a match notes it in the transcript each time
-            spec = self.spec if isinstance(self.spec, (bytes, int, Until)) else self.spec.pattern
-            extra = "" if self.times == 1 else f", times={self.times}"
-            extra += "" if self.ordered else ", ordered=False"
-            label = self._label = f"expect({spec!r}{extra})"
-        return label
+        text = self._label
+        if text is None:  # made once: a match notes it in the transcript each time
+            extra = "" if self.check is None else f", {label(self.check)}"
+            extra += "" if self.times == 1 else f", times={self.times}"
+            extra += ", shared=True" if self.shared else ""
+            extra += "" if self.ordered or self.shared else ", ordered=False"
+            text = f"expect({label(self.spec)}{extra})"
+            if self.name is not None:
+                text = f"{self.name!r} {text}"
+            text = self._label = text
+        return text
 
 
 class Script:
@@ -271,25 +251,46 @@ class Script:
         self.rules: list[Rule] = []
         self.greetings: list[bytes] = []
 
-    def expect(self, match: MatchSpec, *, times: Optional[int] = 1, ordered: bool = True) -> Rule:
+    def expect(
+        self,
+        match: MatchSpec,
+        check: Optional[Check] = None,
+        *,
+        times: Optional[int] = 1,
+        ordered: bool = True,
+        name: Optional[str] = None,
+        shared: bool = False,
+    ) -> Rule:
         """Add a rule: wait for ``match`` from the client.
 
         Args:
             match: Exact bytes (or UTF-8 str), a length, a bytes regex matched at the start,
-                or ``until(delimiter)``.
+                ``until(delimiter)``, or a frame spec (``Prefixed``, ``Announced``,
+                ``Framer``).
+            check: What the framed bytes must be, else the rule does not match them: exact
+                bytes (or str), a bytes regex searched in them, or ``fn(data) -> bool``. The
+                framed bytes are what a read of ``match`` delivers (a frame's payload).
             times: How often it must match; ``None`` = any number (a repeating rule).
             ordered: False lets the rule match at any point instead of in its turn.
+            name: How problem lines and transcripts name the rule.
+            shared: Count matches on every connection of the server together (``times=1``:
+                once, on whichever connection); such a rule matches at any point.
         Returns:
             The rule, to add steps to.
         Raises:
-            TypeError, ValueError: For a bad match or times.
+            TypeError, ValueError: For a bad match, check, times or name.
         """
         spec = make_spec(match)
+        checked = make_check(check)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"expect() name must be a str, not {name!r}")
+        if not isinstance(shared, bool):
+            raise TypeError(f"expect() shared must be a bool, not {shared!r}")
         if times is not None and (
             isinstance(times, bool) or not isinstance(times, int) or times < 1
         ):
             raise ValueError(f"expect() times must be a positive int or None, not {times!r}")
-        rule = Rule(spec, times, ordered)
+        rule = Rule(spec, times, ordered, checked, name, shared)
         self.rules.append(rule)
         return rule
 

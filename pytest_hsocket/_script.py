@@ -16,23 +16,29 @@ from ._rules import (
     _FAULTS,
     _NEED,
     Action,
+    Check,
     MatchSpec,
     Payload,
     Rule,
     Script,
     Spec,
     Until,
-    _check,
+    bump_shared,
     make_spec,
+    passes,
+    scan,
+    shared_matches,
     unplain_count,
     until,
 )
 from ._transcript import brief
 
 _new = tuple.__new__
+_SHOWN_RULES = 5  # an "expected ..." note names this many candidate rules at most
 
 __all__ = [
     "Action",
+    "Check",
     "Conversation",
     "MatchSpec",
     "Payload",
@@ -59,19 +65,24 @@ class Conversation:
         self.script = script
         self.counts = [0] * len(script.rules)
         self.unexpected: list[str] = []
+        # What each unexpected note is about: the bytes, and the rules that were candidates.
+        self.unexpected_data: list[tuple[bytes, list[int]]] = []
         self.errors: list[BaseException] = []
         self.ended = False
         self._ordered = [i for i, r in enumerate(script.rules) if r.ordered]
         self._unordered = [i for i, r in enumerate(script.rules) if not r.ordered]
         self._pos = 0  # index into _ordered of the first rule that is not yet done
-        self._buf = b""
+        # The bytes not matched yet; each rule's scan of them resumes where it stopped
+        # (_hints, by rule index, reset when a match consumes bytes): linear, not quadratic.
+        self._buf = bytearray()
+        self._hints: dict[int, int] = {}
         self._derailed = False
         self._datagram = False
         self._plain: tuple[int, int, bool] = (-1, -1, False)  # (rules, unplain_count(), plain)
         # The candidates change only when rules are added, the position moves or a rule with a
         # count matches: (rules, _pos, _counted) is their cache key.
         self._counted = 0
-        self._candidates_key: tuple[int, int, int] = (-1, -1, -1)
+        self._candidates_key: tuple[int, int, int, int] = (-1, -1, -1, -1)
         self._candidates_cache: list[int] = []
 
     @property
@@ -97,6 +108,7 @@ class Conversation:
             return []
         if self._derailed:
             self.unexpected.append(f"{brief(data)} after the conversation went off script")
+            self.unexpected_data.append((bytes(data), []))
             return []
         self._buf += data
         actions: list[Action] = []
@@ -104,14 +116,23 @@ class Conversation:
             found = self._match()
             if found is None:
                 break
-            index, end = found
-            if self._datagram and isinstance(self.script.rules[index].spec, re.Pattern):
+            index, end, framed = found
+            rule = self.script.rules[index]
+            if self._datagram and isinstance(rule.spec, re.Pattern):
                 end = len(self._buf)  # the datagram is the message
-            matched, self._buf = self._buf[:end], self._buf[end:]
+                framed = bytes(self._buf)
+            # The matched bytes are the framed ones when the frame is the whole match.
+            matched = framed if len(framed) == end else bytes(self._buf[:end])
+            del self._buf[:end]
+            if self._hints:
+                self._hints.clear()
             self.counts[index] += 1
-            if self.script.rules[index].times is not None:
+            rule.total += 1
+            if rule.shared:
+                bump_shared()
+            if rule.times is not None:
                 self._counted += 1
-            actions += self._steps(index, matched)
+            actions += self._steps(index, matched, framed)
         return actions
 
     def feed_datagram(self, data: bytes) -> list[Action]:
@@ -128,9 +149,14 @@ class Conversation:
         finally:
             self._datagram = False
         if self._buf:
-            expected = ", ".join(repr(self.script.rules[i]) for i in self._candidates())
-            self.unexpected.append(f"{brief(self._buf)} (expected {expected or 'nothing more'})")
-            self._buf = b""
+            candidates = self._candidates()
+            expected = self._expected(candidates)
+            self.unexpected_data.append((bytes(self._buf), list(candidates)))
+            self.unexpected.append(
+                f"{brief(bytes(self._buf))} (expected {expected or 'nothing more'})"
+            )
+            self._buf = bytearray()
+            self._hints.clear()
         self._derailed = False
         return actions
 
@@ -144,7 +170,7 @@ class Conversation:
             self._unordered = [i for i, r in enumerate(rules) if not r.ordered]
 
     def _candidates(self) -> list[int]:
-        key = (len(self.script.rules), self._pos, self._counted)
+        key = (len(self.script.rules), self._pos, self._counted, shared_matches[0])
         if key == self._candidates_key:
             return self._candidates_cache
         self._sync()
@@ -156,34 +182,63 @@ class Conversation:
             out.append(index)
             if rule.times is not None and self.counts[index] < rule.times:
                 break  # a rule still owed blocks the ones after it
-        out += [
-            i
-            for i in self._unordered
-            if self.script.rules[i].times is None
-            or self.counts[i] < (self.script.rules[i].times or 0)
-        ]
+        for i in self._unordered:
+            rule = self.script.rules[i]
+            count = rule.total if rule.shared else self.counts[i]
+            if rule.times is None or count < rule.times:
+                out.append(i)
         self._candidates_key, self._candidates_cache = key, out
         return out
 
-    def _match(self) -> Optional[tuple[int, int]]:
+    def _match(self) -> Optional[tuple[int, int, bytes]]:
         candidates = self._candidates()
         waiting = False
+        buf = self._buf
+        hints = self._hints
+        rules = self.script.rules
         for index in candidates:
-            end = _check(self.script.rules[index].spec, self._buf)
-            if end >= 0:
-                if self.script.rules[index].ordered:
-                    self._pos = self._ordered.index(index)
-                return index, end
-            waiting = waiting or end == _NEED
+            rule = rules[index]
+            spec = rule.spec
+            if type(spec) is bytes and buf.startswith(spec):
+                # The common case (a whole request in one piece): the framed bytes are the
+                # rule's own, no scan and no copy.
+                framed = spec
+                end = len(spec)
+            else:
+                end, data_from, data_end, hints[index] = scan(spec, buf, hints.get(index, 0))
+                if end < 0:
+                    waiting = waiting or end == _NEED
+                    continue
+                framed = bytes(buf[data_from:data_end])
+            if rule.check is not None and not self._passes(rule.check, framed):
+                continue
+            if rule.ordered:
+                self._pos = self._ordered.index(index)
+            return index, end, framed
         if waiting:
             return None
-        expected = ", ".join(repr(self.script.rules[i]) for i in candidates) or "nothing more"
-        self.unexpected.append(f"{brief(self._buf)} (expected {expected})")
-        self._buf = b""
+        self.unexpected_data.append((bytes(buf), list(candidates)))
+        expected = self._expected(candidates) or "nothing more"
+        self.unexpected.append(f"{brief(bytes(buf))} (expected {expected})")
+        self._buf = bytearray()
+        hints.clear()
         self._derailed = True
         return None
 
-    def _steps(self, index: int, matched: bytes) -> list[Action]:
+    def _expected(self, candidates: list[int]) -> str:
+        # Bounded: a script of many unordered rules made one problem line of all of them.
+        shown = ", ".join(repr(self.script.rules[i]) for i in candidates[:_SHOWN_RULES])
+        more = len(candidates) - _SHOWN_RULES
+        return shown + (f" and {more} more rules" if more > 0 else "")
+
+    def _passes(self, check: Check, data: bytes) -> bool:
+        try:
+            return passes(check, data)
+        except Exception as exc:
+            self.errors.append(exc)
+            return False
+
+    def _steps(self, index: int, matched: bytes, framed: bytes) -> list[Action]:
         rule = self.script.rules[index]
         # tuple.__new__: NamedTuple's own __new__ is a Python call (two a message).
         actions = [_new(Action, ("matched", matched, 0.0, repr(rule)))]
@@ -192,7 +247,7 @@ class Conversation:
                 assert isinstance(value, float)
                 actions.append(Action("delay", seconds=value))
             elif kind in _FAULTS or kind == "send":
-                actions += self._payload_actions(kind, value, matched)
+                actions += self._payload_actions(kind, value, framed)
             else:
                 actions.append(Action(kind))
             if kind in _ENDINGS:
@@ -250,13 +305,19 @@ class Conversation:
         self._sync()
         lines = []
         for index, rule in enumerate(self.script.rules):
+            if rule.shared:
+                continue  # counted on the server: see MockServer.problems
             if rule.times is not None and self.counts[index] < rule.times:
                 lines.append(f"{rule!r} matched {self.counts[index]} of {rule.times} times")
         return lines
 
     def leftover(self) -> bytes:
         """Return bytes received that neither matched nor were ruled out yet."""
-        return self._buf
+        return bytes(self._buf)
+
+    def waiting_for(self) -> list[Rule]:
+        """Return the rules the leftover bytes could still become."""
+        return [self.script.rules[i] for i in self._candidates()]
 
     @property
     def derailed(self) -> bool:

@@ -115,7 +115,7 @@ class Socket(TlsStart):
         else:
             what = "Unable to connect to host/port: %s"
             check_port(port, "connect()", low=1)
-        if self._mode != IDLE:
+        if self._settled_busy():
             log.error(what, _BUSY)
             return None
         if not host:
@@ -169,7 +169,7 @@ class Socket(TlsStart):
             check_port(port, "listen()")
             path = ""
             what = "Unable to bind port: %s"
-        if self._mode != IDLE:
+        if self._settled_busy():
             log.error(what, _BUSY_LISTEN)
             return None
         try:
@@ -188,8 +188,12 @@ class Socket(TlsStart):
         self._mode = SERVER
         self._acceptor = Acceptor(listener, lambda: self._listener is listener, self._accepted)
 
+    def _new_client(self) -> Socket:
+        # An accepted connection; a mock server gives its own kind (one that cuts writes).
+        return Socket(self._callback, _parent=self)
+
     def _accepted(self, conn: socket.socket) -> None:
-        client = Socket(self._callback, _parent=self)
+        client = self._new_client()
         client._tap = self._tap if self._client_tap is None else self._client_tap(client)
         client._stream = Stream(client)
         self._clients.append(client)

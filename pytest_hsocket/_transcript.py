@@ -140,6 +140,11 @@ class Transcript:
             lines += render_entry(entry)
         return "\n".join(lines)
 
+    __str__ = render  # print(transcript) shows the conversation
+
+    def __repr__(self) -> str:
+        return f"<Transcript {self.name!r}: {len(self.entries)} events>"
+
 
 def render_entry(entry: Entry) -> list[str]:
     """Return the display lines of one transcript entry."""

@@ -87,3 +87,51 @@ def test_x(hsock_server):
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*hsock_fragment runs must be a positive int, not 0*"])
+
+
+def test_a_callback_driven_server_is_cut_too(pytester: pytest.Pytester) -> None:
+    # A set_callback server writes with client.write(): those writes are cut as the
+    # script's are (the fragmentation log holds them), instead of passing untested.
+    pytester.makepyfile(
+        CLIENTS
+        + """
+def on_data(data, tag, client):
+    client.write(b"+HELLO WORLD\\r\\n")
+    client.read(b"\\r\\n")
+
+@pytest.mark.hsock_fragment(runs=3)
+def test_buffered(hsock_server, hsock_fragmentation):
+    hsock_server.set_callback(on_data)
+    hsock_server.on_connect(lambda client: client.read(b"\\r\\n"))
+    assert buffered_get(hsock_server.address) == b"+HELLO WORLD\\r\\n"
+    hsock_server.settle()
+    assert [cut.data for cut in hsock_fragmentation.log] == [b"+HELLO WORLD\\r\\n"]
+    assert len(hsock_fragmentation.log[0].pieces()) >= 2
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+
+
+def test_a_broadcast_is_cut_for_each_connection(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        CLIENTS
+        + """
+@pytest.mark.hsock_fragment(runs=2)
+def test_broadcast(hsock_server, hsock_client, hsock_fragmentation):
+    hsock_server.expect(b"hi\\\\n", times=None)  # both connections accepted before the write
+    first, second = hsock_client(hsock_server), hsock_client(hsock_server)
+    first.write(b"hi\\\\n")
+    second.write(b"hi\\\\n")
+    hsock_server.settle()
+    written = []
+    hsock_server.write(b"+NEWS\\\\r\\\\n", lambda tag: written.append(tag))
+    assert first.expect(b"\\\\r\\\\n") == b"+NEWS\\\\r\\\\n"
+    assert second.expect(b"\\\\r\\\\n") == b"+NEWS\\\\r\\\\n"
+    hsock_server.settle()
+    assert [cut.data for cut in hsock_fragmentation.log] == [b"+NEWS\\\\r\\\\n"] * 2
+    assert written == [-1]
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_hsocket._framing import Completed, Prefixed, ReadQueue, ReadRequest, make_request
+from pytest_hsocket._framing import (
+    AVAILABLE,
+    Completed,
+    Prefixed,
+    ReadQueue,
+    ReadRequest,
+    make_request,
+)
 
 
 def test_delimiter_read_completes_across_packets() -> None:
@@ -106,8 +113,9 @@ def test_delimiter_scan_is_linear_in_the_data() -> None:
 @pytest.mark.parametrize(
     ("delimiter", "tag", "error", "message"),
     [
-        pytest.param(0, -1, ValueError, "read() length must be positive, not 0", id="zero"),
-        pytest.param(-5, -1, ValueError, "read() length must be positive, not -5", id="negative"),
+        pytest.param(
+            -5, -1, ValueError, "read() length must not be negative, not -5", id="negative"
+        ),
         pytest.param(b"", -1, ValueError, "read() delimiter must not be empty", id="empty-bytes"),
         pytest.param("", -1, ValueError, "read() delimiter must not be empty", id="empty-str"),
         pytest.param(None, -1, TypeError, "read() delimiter must be an int", id="none"),
@@ -117,6 +125,7 @@ def test_delimiter_scan_is_linear_in_the_data() -> None:
         pytest.param(b"\n", 1.0, TypeError, "read() tag must be an int, not 1.0", id="float-tag"),
         pytest.param(re.compile("x"), -1, TypeError, "bytes pattern", id="str-pattern"),
         pytest.param(re.compile(rb"x*"), -1, ValueError, "empty string", id="empty-match"),
+        pytest.param(re.compile(rb"\b"), -1, ValueError, "empty string", id="word-boundary"),
     ],
 )
 def test_bad_read_arguments_are_refused_clearly(
@@ -513,11 +522,11 @@ def test_reads_partition_the_stream_without_loss(
 
 def test_available_read_takes_whatever_is_buffered() -> None:
     queue = ReadQueue()
-    queue.push(ReadRequest(0, 1))
+    queue.push(ReadRequest(AVAILABLE, 1))
     assert queue.feed(b"") == []
     assert queue.feed(b"some") == [Completed(b"some", 1)]
     queue.feed(b"more")
-    assert queue.push(ReadRequest(0, 2)) == [Completed(b"more", 2)]
+    assert queue.push(ReadRequest(AVAILABLE, 2)) == [Completed(b"more", 2)]
 
 
 def test_barrier_holds_later_reads_until_popped() -> None:

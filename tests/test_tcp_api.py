@@ -263,7 +263,7 @@ def test_unix_path_too_long_is_a_value_error(tmp_path: Path) -> None:
         pytest.param(lambda: hsocket.new().connect(None, 80), TypeError, "connect() host must be a str, not None", id="connect-host-none"),
         pytest.param(lambda: hsocket.new(5), TypeError, "callback must be callable or None, not 5", id="callback-int"),
         pytest.param(lambda: hsocket.new().set_timeout("1"), TypeError, "timeout must be a number of seconds, not '1'", id="timeout-str"),
-        pytest.param(lambda: hsocket.new(print).read(0), ValueError, "read() length must be positive, not 0", id="read-0"),
+        pytest.param(lambda: hsocket.new(print).read(-1), ValueError, "read() length must not be negative, not -1", id="read-negative"),
         pytest.param(lambda: hsocket.new(print).read(b""), ValueError, "read() delimiter must not be empty", id="read-empty"),
         pytest.param(lambda: hsocket.new(print).read(b"\n", "x"), TypeError, "read() tag must be an int, not 'x'", id="read-tag"),
         pytest.param(lambda: hsocket.new().write(5), TypeError, "write() message must be bytes or str, not 5", id="write-int"),

@@ -69,3 +69,18 @@ def test_transcript_renders_each_event() -> None:
     ]
     assert transcript.received() == b"+PO\x00\x01\x02"
     assert transcript.sent() == b"PING\r\n"
+
+
+def test_str_of_a_transcript_is_the_conversation() -> None:
+    from pytest_hsocket._transcript import Transcript
+
+    transcript = Transcript("hsock_server connection 1", clock=iter([0.0, 0.5, 1.0]).__next__)
+    transcript.record("in", b"PING\r\n")
+    transcript.record("out", b"+PONG\r\n")
+    assert str(transcript) == transcript.render()
+    assert str(transcript).splitlines() == [
+        "transcript of hsock_server connection 1:",
+        "  +  0.500s  << b'PING\\r\\n'",
+        "  +  1.000s  >> b'+PONG\\r\\n'",
+    ]
+    assert repr(transcript) == "<Transcript 'hsock_server connection 1': 2 events>"

@@ -171,7 +171,7 @@ def hsock_tls_server(hsock_server_factory: ServerFactory) -> MockServer:
 
 
 @pytest.fixture
-def hsock_proxy(hsock_timeout: float) -> Iterator[ProxyFactory]:
+def hsock_proxy(hsock_timeout: float, request: pytest.FixtureRequest) -> Iterator[ProxyFactory]:
     """Start fault proxies: ``hsock_proxy(server)`` or ``hsock_proxy(upstream_host, port)``.
 
     Each returns a started :class:`~pytest_hsocket._proxy.FaultProxy` on 127.0.0.1 and an
@@ -181,7 +181,7 @@ def hsock_proxy(hsock_timeout: float) -> Iterator[ProxyFactory]:
     """
     from . import proxy as _proxy
 
-    yield from _proxy.hsock_proxy(hsock_timeout)
+    yield from _proxy.hsock_proxy(hsock_timeout, request)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ class ProxyFactory(Protocol):
     ) -> FaultProxy: ...
 
 
-def hsock_proxy(hsock_timeout: float) -> Iterator[ProxyFactory]:
+def hsock_proxy(hsock_timeout: float, request: pytest.FixtureRequest) -> Iterator[ProxyFactory]:
     """The body of the ``hsock_proxy`` fixture (the plugin module declares it)."""
     from .._proxy import FaultProxy  # the library loads when a test first uses the fixture
 
@@ -65,6 +65,9 @@ def hsock_proxy(hsock_timeout: float) -> Iterator[ProxyFactory]:
             record=record,
         )
         proxies.append(proxy)
+        # Closed (forwarding what clients sent) before any fixture's teardown, whatever the
+        # order the fixtures were requested in: servers judge after it, clients close after it.
+        request.node.addfinalizer(proxy.close)
         return proxy
 
     yield make
