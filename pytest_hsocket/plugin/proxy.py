@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Optional, Protocol, Union
 
 if TYPE_CHECKING:
+    import pytest
+
     from .._proxy import FaultProxy
 
 
