@@ -58,6 +58,7 @@ _KEEP_PREFIXES = (
     "_asyncio",
 )
 _KEPT: dict[str, Any] = {}
+_SCANNED = 0  # len(sys.modules) at the last scan
 
 
 def keep_loaded_modules() -> None:
@@ -69,9 +70,13 @@ def keep_loaded_modules() -> None:
     cryptography classes that fail the old ones' isinstance checks: :func:`restore_modules`
     puts the first ones back instead.
     """
+    global _SCANNED
+    if len(sys.modules) == _SCANNED:
+        return  # nothing imported since the last look (the usual case, once per test)
     for name, module in list(sys.modules.items()):
         if name.split(".", 1)[0] in _KEEP_PREFIXES and name not in _KEPT:
             _KEPT[name] = module
+    _SCANNED = len(sys.modules)
 
 
 def restore_modules() -> None:
