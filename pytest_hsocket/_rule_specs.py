@@ -55,7 +55,10 @@ def literal_prefix(pattern: re.Pattern[bytes]) -> bytes:
     if pattern.flags & re.IGNORECASE:
         return b""
     try:
-        from re import _parser  # type: ignore[attr-defined]
+        try:
+            from re import _parser  # type: ignore[attr-defined]
+        except ImportError:  # Python < 3.11
+            import sre_parse as _parser
 
         parsed = _parser.parse(pattern.pattern, pattern.flags)
     except Exception:
