@@ -234,7 +234,8 @@ class Conversation:
     def _passes(self, check: Check, data: bytes) -> bool:
         try:
             return passes(check, data)
-        except Exception as exc:
+        except BaseException as exc:  # pytest.fail() too: never swallowed (DESIGN 2)
+            _reraise_greenlet_exit(exc)
             self.errors.append(exc)
             return False
 
@@ -286,7 +287,8 @@ class Conversation:
         if callable(payload):
             try:
                 payload = payload(matched)
-            except Exception as exc:
+            except BaseException as exc:  # pytest.fail() too: never swallowed (DESIGN 2)
+                _reraise_greenlet_exit(exc)
                 self.errors.append(exc)
                 return None
         if payload is None:
@@ -328,3 +330,10 @@ class Conversation:
     def started(self) -> bool:
         """Whether the client sent anything."""
         return any(self.counts) or bool(self._buf) or bool(self.unexpected)
+
+
+def _reraise_greenlet_exit(exc: BaseException) -> None:
+    # A user function that waited on the loop can be killed with the connection: let that kill
+    # through. Named, not imported: the core imports no gevent.
+    if isinstance(exc, GeneratorExit) or type(exc).__name__ == "GreenletExit":
+        raise exc

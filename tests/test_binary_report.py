@@ -184,3 +184,34 @@ def test_binary_data_no_rule_can_compare_to_is_hexdumped(pytester: pytest.Pytest
             "      00000000  00 03 ff fe 01 * |.....|",
         ]
     )
+
+
+def test_pytest_fail_in_a_rule_function_fails_the_test(pytester: pytest.Pytester) -> None:
+    # DESIGN 2: a BaseException raised by code we run for the user (pytest.fail() in a respond()
+    # function or a content check) is never swallowed; before, only Exception was caught there
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_hsocket.testing import until
+
+        def refuse(data):
+            pytest.fail("the client sent " + repr(data))
+
+        def test_respond_fails(hsock_server, hsock_client):
+            hsock_server.expect(b"hello\\n").respond(refuse)
+            client = hsock_client(hsock_server)
+            client.write(b"hello\\n")
+            client.expect(0)
+
+        def test_check_fails(hsock_server, hsock_client):
+            hsock_server.expect(until(b"\\n"), lambda data: refuse(data)).respond(b"ok\\n")
+            client = hsock_client(hsock_server)
+            client.write(b"hello\\n")
+            client.expect(0)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=2)
+    # reported as the rule function's error, with its traceback (not as a broken read callback)
+    assert result.stdout.str().count("raised Failed: the client sent b'hello\\n'") >= 2
+    result.stdout.no_fnmatch_line("*read callback raised Failed*")
