@@ -14,7 +14,7 @@ import gevent
 from . import _info
 from ._address import ip_family, parse_address, sockaddr_of
 from ._callbacks import CallbackQueue
-from ._checks import check_callable, check_timeout
+from ._checks import check_callable, check_timeout, default_timeout
 from ._datagram import Datagrams
 from ._errors import CallbackError, raise_first
 from ._listener import _getaddrinfo
@@ -48,7 +48,7 @@ class UdpCore:
         self._loop = get_loop()
         self._callback = fn
         module_timeout = getattr(sys.modules.get("pytest_hsocket.udp"), "timeout", -1)
-        self._timeout = float(module_timeout) if isinstance(module_timeout, (int, float)) else -1.0
+        self._timeout = default_timeout(module_timeout, "hsocket.udp")
         self._io: Optional[Datagrams] = None
         self._bound = False
         self._connected = False
