@@ -18,6 +18,9 @@ SECONDS_MAX = threading.TIMEOUT_MAX
 """The longest wait in seconds (~292 years on 64-bit Linux): the stdlib's own limit for a
 thread's wait, which every blocking helper ends in; more is refused, never an OverflowError."""
 
+FINITE_MAX = sys.float_info.max
+"""No bound but a finite float: for a rate or a time stamp, where any size means something."""
+
 
 def show(value: object) -> str:
     """Return ``repr(value)``, short for an int too long to print (``10**400``).

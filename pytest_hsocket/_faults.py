@@ -8,9 +8,7 @@ Nothing here touches a socket, a clock or gevent.
 
 from __future__ import annotations
 
-import sys
-
-from ._checks import SECONDS_MAX, check_real
+from ._checks import FINITE_MAX, SECONDS_MAX, check_real
 
 MS_MAX = SECONDS_MAX * 1000
 """The longest delay in milliseconds: the longest wait in seconds (``_checks.SECONDS_MAX``)."""
@@ -20,7 +18,7 @@ UPSTREAM = "upstream"
 DOWNSTREAM = "downstream"
 """Server to client: what the code under test receives."""
 DIRECTIONS = (UPSTREAM, DOWNSTREAM)
-ANY = sys.float_info.max
+ANY = FINITE_MAX
 """No bound but a finite float: for a rate, where any size means something."""
 
 
