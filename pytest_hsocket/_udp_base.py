@@ -99,25 +99,27 @@ class UdpCore:
         """Set the largest datagram delivered whole (longer ones are truncated, with a warning).
 
         Args:
-            size: Bytes; IPv4 is capped at 65535.
+            size: Bytes; IPv4 is capped at 65535. 0, as in the original, delivers nothing
+                (every datagram is consumed and dropped).
             version: 4 or 6 for one family; ``None`` for both.
         Returns:
             This socket.
         Raises:
             TypeError: If ``size`` or ``version`` is not an int.
-            ValueError: If ``size`` is not positive or ``version`` is not 4, 6 or None.
+            ValueError: If ``size`` is negative or ``version`` is not 4, 6 or None.
         """
         if isinstance(size, bool) or not isinstance(size, int):
             raise TypeError(f"set_buffer_size() size must be an int, not {size!r}")
-        if size <= 0:
-            raise ValueError(f"set_buffer_size() size must be positive, not {size!r}")
+        if size < 0:
+            raise ValueError(f"set_buffer_size() size must be 0 or more, not {size!r}")
         if version not in (None, 4, 6):
             raise ValueError(f"set_buffer_size() version must be 4, 6 or None, not {version!r}")
         if version in (None, 4):
             self._max4 = min(size, 65535)
         if version in (None, 6):
             self._max6 = min(size, 4294967295)
-        self._loop.call(self._apply_buffer_size)
+        # In force when the call returns: a datagram sent after it is read at the new size.
+        self._loop.run_sync(self._apply_buffer_size)
         return self
 
     def _apply_buffer_size(self) -> None:
@@ -331,7 +333,17 @@ class UdpCore:
 
     # -- reports from the I/O (on the loop) -------------------------------------------------
 
+    def _loopback(self) -> str:
+        # The original binds every interface; we bind loopback only (DESIGN 1b.7), so with
+        # IPv4 disabled the loopback to bind is IPv6's.
+        return "127.0.0.1" if self._ipv4 or not self._ipv6 else "::1"
+
     def _datagram(self, data: bytes, sockaddr: bytes, truncated: bool) -> None:
+        if not data and self._io is not None and self._io.buffer_size == 0:
+            # set_buffer_size(0), as the original: recvfrom gives 0 bytes, which it reads as
+            # "nothing yet", so nothing is ever delivered (the datagram is consumed).
+            log.debug("UDP datagram from %s not delivered: buffer size 0", _where(sockaddr))
+            return
         if truncated:
             log.warning(
                 "UDP datagram from %s truncated to %d bytes: set_buffer_size() receives more",

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import select
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
 
+from pytest_hsocket import udp
+from pytest_hsocket._address import parse_address
 from pytest_hsocket.testing import UdpMockServer
 
 from .conftest import WAIT
@@ -116,3 +119,82 @@ def test_any_number_of_delayed_senders_never_hold_back_a_quick_one(slow: int) ->
         for client in clients:
             client.close()
     server.check()
+
+
+# -- item 13: what the original's own test suite does ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("disabled", "host", "family"),
+    [
+        pytest.param(4, "::1", socket.AF_INET6, id="ipv4-disabled-binds-::1"),
+        pytest.param(6, "127.0.0.1", socket.AF_INET, id="ipv6-disabled-binds-127.0.0.1"),
+        pytest.param(None, "127.0.0.1", socket.AF_INET, id="both-bind-127.0.0.1"),
+    ],
+)
+def test_listen_binds_the_loopback_of_an_enabled_version(
+    disabled: int, host: str, family: int
+) -> None:
+    got: list[tuple[bytes, bytes]] = []
+    arrived = threading.Event()
+
+    def on_datagram(data: bytes, sockaddr: bytes) -> None:
+        got.append((data, sockaddr))
+        arrived.set()
+
+    sock = udp.new(on_datagram)
+    try:
+        if disabled is not None:
+            sock.enable_ipv(disabled, False)
+        assert sock.listen(0) is sock  # before the fix: None, "no usable address for ..."
+        info = sock.info()
+        assert info["localHost"] == host
+        sock.receive()
+        with socket.socket(family, socket.SOCK_DGRAM) as raw:
+            raw.sendto(b"hello", (host, info["localPort"]))
+            assert arrived.wait(WAIT)
+        data, sockaddr = got[0]
+        assert data == b"hello"
+        sender = parse_address(sockaddr)
+        assert sender is not None
+        assert sender["host"] == host
+    finally:
+        sock.close()
+
+
+def test_listen_with_both_versions_disabled_is_refused_with_a_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The twin: no version left, no address to bind.
+    with udp.new() as sock:
+        sock.enable_ipv(4, False)
+        sock.enable_ipv(6, False)
+        assert sock.listen(0) is None
+    assert any("no usable address" in m for m in caplog.messages)
+
+
+def test_buffer_size_zero_delivers_nothing_as_the_original() -> None:
+    got: list[bytes] = []
+    server = UdpMockServer.start(wait_timeout=WAIT)
+    try:
+        server.set_callback(lambda data, sockaddr: got.append(data))
+        server.set_buffer_size(0)  # before the fix: ValueError
+        assert server.info()["maxReceiveIPv4BufferSize"] == 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.sendto(b"swallowed", server.address)
+            raw.sendto(b"", server.address)
+            server.settle()  # every datagram that arrived is read and handed on
+            assert got == []
+            server.set_buffer_size(100)  # the twin: a size again, datagrams again
+            raw.sendto(b"seen", server.address)
+            server.settle()
+        assert got == [b"seen"]
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 8, 65535, 10**400])
+def test_any_buffer_size_of_0_or_more_is_accepted(size: int) -> None:
+    with udp.new() as sock:
+        sock.set_buffer_size(size)
+        assert sock.info()["maxReceiveIPv4BufferSize"] == min(size, 65535)
