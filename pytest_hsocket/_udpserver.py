@@ -12,6 +12,7 @@ from gevent import GreenletExit
 
 from ._address import parse_address
 from ._errors import ConnectionClosed, HSocketError, InvalidThreadUseError, ReadTimeout
+from ._faults import check_int, check_rate
 from ._loop import _allocate_lock
 from ._mockserver import raise_problems
 from ._script import Action, Conversation, MatchSpec, Rule, Script
@@ -178,17 +179,14 @@ class UdpMockServer(UdpSocket, LocalAddress):
         Returns:
             This server. ``chaos_stats`` counts what was done.
         Raises:
-            ValueError: If a rate is outside 0-1 or ``truncate`` is negative.
+            TypeError: If a rate is not a number or ``truncate`` not an int (a bool is neither).
+            ValueError: If a rate is NaN or outside 0-1, or ``truncate`` is negative.
         """
-        for name, rate in (
-            ("drop", drop),
-            ("duplicate", duplicate),
-            ("truncate_rate", truncate_rate),
-        ):
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"chaos() {name} must be between 0 and 1, not {rate!r}")
-        if truncate is not None and truncate < 0:
-            raise ValueError(f"chaos() truncate must be 0 or more, not {truncate!r}")
+        drop = check_rate(drop, "chaos() drop")
+        duplicate = check_rate(duplicate, "chaos() duplicate")
+        truncate_rate = check_rate(truncate_rate, "chaos() truncate_rate")
+        if truncate is not None:
+            truncate = check_int(truncate, "chaos() truncate")
         self._chaos = (drop, duplicate, truncate, truncate_rate, random.Random(seed))
         return self
 

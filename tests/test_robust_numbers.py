@@ -20,7 +20,7 @@ from pytest_hsocket._chaos import Delay, Drop, Duplicate, Reorder, Truncate
 from pytest_hsocket._checks import SECONDS_MAX, check_real, show
 from pytest_hsocket._proxy import FaultProxy
 from pytest_hsocket._udp_proxy import UdpProxy
-from pytest_hsocket.testing import MockServer, Script, TestClient
+from pytest_hsocket.testing import MockServer, Script, TestClient, UdpMockServer
 
 BAD: list[Any] = [
     pytest.param(10**400, ValueError, id="10**400"),
@@ -86,6 +86,9 @@ CALLS: list[Any] = [
     ),
     pytest.param(lambda v, p: p[0].downstream.timeout(v), "timeout() seconds", id="toxic-timeout"),
     pytest.param(lambda v, p: p[1].upstream.drop(v), "drop() rate", id="chaos-drop"),
+    pytest.param(
+        lambda v, _: UdpMockServer().chaos(drop=v).close(), "chaos() drop", id="server-chaos-rate"
+    ),
     pytest.param(lambda v, p: p[1].upstream.duplicate(v), "duplicate() rate", id="chaos-dup"),
     pytest.param(lambda v, p: p[1].upstream.truncate(v, 4), "truncate() rate", id="chaos-trunc"),
     pytest.param(lambda v, p: p[1].upstream.reorder(v), "reorder() rate", id="chaos-reorder"),
@@ -127,7 +130,7 @@ def test_every_public_number_refuses_what_it_cannot_use(
     [
         pytest.param(c.values[0], c.values[1], id=c.id)
         for c in CALLS
-        if not c.values[1].endswith("rate")
+        if not c.values[1].endswith(("rate", "drop"))
     ],
 )
 def test_the_largest_accepted_number_is_usable(
@@ -202,3 +205,21 @@ def test_show_never_prints_a_huge_int_whole() -> None:
 @pytest.mark.parametrize("value", [0, 1, 2.5, SECONDS_MAX])
 def test_check_real_returns_a_float_in_range(value: float) -> None:
     assert check_real(value, "x") == float(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        pytest.param(float("inf"), TypeError, id="inf"),
+        pytest.param(True, TypeError, id="True"),
+        pytest.param(-1, ValueError, id="negative"),
+    ],
+)
+def test_server_chaos_truncate_is_a_size(value: object, error: type[Exception]) -> None:
+    # truncate=inf was accepted, then failed on the loop when an answer was cut.
+    server = UdpMockServer()
+    try:
+        with pytest.raises(error, match=r"^chaos\(\) truncate must be"):
+            server.chaos(truncate=value)  # type: ignore[arg-type]
+    finally:
+        server.close()
