@@ -11,6 +11,7 @@ import gevent
 from gevent import GreenletExit
 
 from ._address import parse_address
+from ._checks import check_timeout
 from ._errors import ConnectionClosed, HSocketError, InvalidThreadUseError, ReadTimeout
 from ._faults import check_int, check_rate
 from ._loop import _allocate_lock
@@ -211,7 +212,7 @@ class UdpMockServer(UdpSocket, LocalAddress):
         """Process the datagrams that already arrived (up to ``timeout`` seconds)."""
         if self._loop.on_thread():
             raise InvalidThreadUseError("settle() waits for the loop; call it from the test")
-        limit = self.wait_timeout if timeout is None else timeout
+        limit = self.wait_timeout if timeout is None else check_timeout(timeout, "settle()")
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
 
@@ -341,7 +342,7 @@ class UdpTestClient(UdpSocket):
         """
         if self._loop.on_thread():
             raise InvalidThreadUseError("expect() blocks; call it from the test, not a callback")
-        limit = self.wait_timeout if timeout is None else timeout
+        limit = self.wait_timeout if timeout is None else check_timeout(timeout, "expect()")
         deadline = time.monotonic() + limit
         while True:
             self.check()

@@ -20,7 +20,7 @@ from pytest_hsocket._chaos import Delay, Drop, Duplicate, Reorder, Truncate
 from pytest_hsocket._checks import SECONDS_MAX, check_real, show
 from pytest_hsocket._proxy import FaultProxy
 from pytest_hsocket._udp_proxy import UdpProxy
-from pytest_hsocket.testing import MockServer, Script, TestClient, UdpMockServer
+from pytest_hsocket.testing import MockServer, Script, TestClient, UdpMockServer, UdpTestClient
 
 BAD: list[Any] = [
     pytest.param(10**400, ValueError, id="10**400"),
@@ -60,6 +60,14 @@ def _udp_timeout(value: Any, _: object) -> object:
         sock.close()
 
 
+def _udp_server_call(call: Callable[[UdpMockServer], object]) -> object:
+    server = UdpMockServer.start()
+    try:
+        return call(server)
+    finally:
+        server.close()
+
+
 # (the call, the argument as the message names it)
 CALLS: list[Any] = [
     pytest.param(_tcp_timeout, "set_timeout() timeout", id="tcp-set_timeout"),
@@ -86,6 +94,17 @@ CALLS: list[Any] = [
     ),
     pytest.param(lambda v, p: p[0].downstream.timeout(v), "timeout() seconds", id="toxic-timeout"),
     pytest.param(lambda v, p: p[1].upstream.drop(v), "drop() rate", id="chaos-drop"),
+    pytest.param(lambda v, p: p[1].settle(v), "settle() timeout", id="udp-proxy-settle"),
+    pytest.param(
+        lambda v, _: _udp_server_call(lambda server: server.settle(v)),
+        "settle() timeout",
+        id="udp-server-settle",
+    ),
+    pytest.param(
+        lambda v, _: _udp_server_call(lambda server: UdpTestClient().expect(v)),
+        "expect() timeout",
+        id="udp-client-expect",
+    ),
     pytest.param(
         lambda v, _: UdpMockServer().chaos(drop=v).close(), "chaos() drop", id="server-chaos-rate"
     ),
@@ -131,6 +150,8 @@ def test_every_public_number_refuses_what_it_cannot_use(
         pytest.param(c.values[0], c.values[1], id=c.id)
         for c in CALLS
         if not c.values[1].endswith(("rate", "drop"))
+        and "settle" not in c.id
+        and "expect" not in c.id
     ],
 )
 def test_the_largest_accepted_number_is_usable(
