@@ -23,6 +23,7 @@ the stdlib's own HTTP client, ``http.client.HTTPConnection``, talks to a scripte
 ``hsock_server`` over one keep-alive connection.
 """
 
+# --8<-- [start:tutorial]
 from __future__ import annotations
 
 import http.client
@@ -123,6 +124,7 @@ def test_the_documentation_http_example(http_server: ThreadingHTTPServer) -> Non
     assert response.body == PAGE
 
 
+# --8<-- [end:tutorial]
 # -- against a scripted hsock_server ----------------------------------------------------------
 
 MOVED = (

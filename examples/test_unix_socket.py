@@ -17,6 +17,10 @@ import pytest
 
 from pytest_hsocket.testing import MockServer
 
+pytestmark = pytest.mark.skipif(
+    not hasattr(socket, "AF_UNIX"), reason="Unix domain sockets are not available here"
+)
+
 
 class LineClient:
     """One command per line, one reply line back, over a Unix socket."""

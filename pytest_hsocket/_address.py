@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import socket
 import struct
-import sys
 from typing import Optional, TypedDict, Union
+
+from ._platform import is_macos
 
 BSD_AF_INET = 2
 BSD_AF_INET6 = 30
@@ -137,7 +138,7 @@ def _native_family(data: bytes) -> int:
     native = int(_NATIVE_FAMILY.unpack_from(data, 0)[0])
     if native == socket.AF_INET:
         return int(socket.AF_INET)
-    if native == socket.AF_INET6 and sys.platform != "darwin":
+    if native == socket.AF_INET6 and not is_macos():
         return int(socket.AF_INET6)
     return -1
 

@@ -189,15 +189,31 @@ class SocketCore(ReadDelivery):
         """Return the connections a server holds now (a copy)."""
         return list(self._clients)
 
+    def _connection_sock(self) -> Optional[socket.socket]:
+        # The OS socket of this connection, for info(): the stream's.
+        stream = self._stream
+        return stream.sock if stream is not None else None
+
+    def _settled_busy(self) -> bool:
+        """Whether the socket is connecting, connected or listening, as a new connect/listen
+        must see it: a connection the loop is closing (``connected()`` already False) is
+        waited for, so that what ``connected()`` said holds for the next call."""
+        if self._mode == IDLE:
+            return False
+        stream = self._stream
+        if self._mode in (CONNECTING, CONNECTED) and (stream is None or stream.closed):
+            self._loop.run_sync(lambda: None)  # the close in progress completes first
+        return self._mode != IDLE
+
     def info(self) -> dict[str, _info.InfoValue]:
         """Return the original's 19 info keys, never ``None`` (``""``/``0``/``False``)."""
         listening = self._mode == SERVER
-        sock = self._listener if listening else (self._stream.sock if self._stream else None)
+        sock = self._listener if listening else self._connection_sock()
         user_data = {SERVER: "SERVER", CLIENT: "CLIENT"}.get(self._mode, "")
         closed_client = self._mode == CLIENT and self._stream is None
         if closed_client:
             user_data = ""  # an accepted connection that has closed, as the original reports
-        if self._mode == CONNECTED and self.connected():
+        if self._mode in (CONNECTING, CONNECTED) and self.connected():
             user_data = "DEFAULT"
         return _info.tcp_info(
             sock=sock,

@@ -97,7 +97,9 @@ class CallbackQueue:
                 where, fn, args = items.popleft()
                 try:
                     fn(*args)
-                except Exception as exc:
+                except gevent.GreenletExit:
+                    raise  # this worker is being killed (the loop stops): not the callback's
+                except BaseException as exc:  # pytest.fail() too: never swallowed (DESIGN 2)
                     self._on_error(where, exc)
                 if items:
                     gevent.sleep(0)  # let other sockets on the loop run between batches

@@ -10,9 +10,11 @@ import sys
 import threading
 from typing import Optional
 
+from ._platform import unix_path_max
+
 log = logging.getLogger(__name__)
 
-UNIX_PATH_MAX = 104 if sys.platform == "darwin" else 108
+UNIX_PATH_MAX = unix_path_max()
 
 SECONDS_MAX = threading.TIMEOUT_MAX
 """The longest wait in seconds (~292 years on 64-bit Linux): the stdlib's own limit for a

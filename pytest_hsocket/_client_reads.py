@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from typing import Any, Optional
@@ -132,9 +133,7 @@ class ClientReads(Socket):
         for ticket in tickets:
             if ticket is not None:
                 ticket.gate.open()
-        with self._lock:
-            changed, self._changed = self._changed, Gate()
-        changed.open()
+        self._wake_waiters()
 
     def _refuse_on_loop(self, what: str) -> None:
         if _get_ident() == self._loop.thread_id:
@@ -142,15 +141,69 @@ class ClientReads(Socket):
                 f"{what}() blocks; call it from the test, not from a socket callback"
             )
 
+    def _limit(self, timeout: Optional[float], what: str) -> Optional[float]:
+        # Seconds to wait, or None for no limit (inf, or more than a lock can wait: an
+        # OverflowError from deep inside would leave a read queued).
+        limit = self.wait_timeout if timeout is None else check_timeout(timeout, what)
+        return None if limit > threading.TIMEOUT_MAX else limit
+
+    def _queue_expect(
+        self, delimiter: ReadDelimiter, tag: int, timeout: Optional[float]
+    ) -> tuple[_Ticket, Optional[float]]:
+        # Everything that can raise comes before the read is queued: nothing to take back.
+        self._refuse_on_loop("expect")
+        if self.callback_errors:
+            self.check()
+        request = make_request(delimiter, tag, self._timeout)
+        limit = self._limit(timeout, "expect()")
+        ticket = _Ticket(request)
+        if self._closed():
+            raise self._closed_error(request)
+        self._loop.call(self._push_ticket, request, ticket)
+        return ticket, limit
+
+    def _give_up(self, ticket: _Ticket) -> None:
+        # Every way out of expect()/aexpect() without the data ends here (DESIGN 1b.19): the
+        # read is taken back, so the bytes it would have had serve the next read. A read that
+        # completed in the meantime was not taken by anyone: it goes to the inbox (wait()).
+        with self._lock:
+            if not ticket.gate.is_open:
+                ticket.abandoned = True
+        if ticket.abandoned:
+            # Queued, not waited for: FIFO puts it before anything asked of the loop after.
+            self._loop.call(self._cancel, ticket)
+            ticket.gate.open()  # lets a worker thread still waiting on it (aexpect) go
+        elif ticket.data is not None:
+            data, ticket.data = ticket.data, None
+            self._to_inbox(data, data.tag)
+
+    def _outcome(self, ticket: _Ticket, limit: Optional[float]) -> TaggedBytes:
+        if self.callback_errors:
+            self.check()
+        if ticket.data is not None:
+            return ticket.data
+        request = ticket.request
+        if ticket.abandoned:
+            raise ReadTimeout(
+                f"no data for read to {request.describe()} (tag {request.tag}) within {limit} s; "
+                f"{self._buffered_text()}\n{self.transcript.render()}"
+            )
+        raise self._closed_error(request)
+
     def expect(
         self, delimiter: ReadDelimiter, tag: int = -1, timeout: Optional[float] = None
     ) -> TaggedBytes:
         """Queue a read and wait for its data.
 
+        However the wait ends without the data (a timeout, an exception raised into it such
+        as ``KeyboardInterrupt``), the read is taken back: bytes that arrive later stay
+        buffered for the next read. A read that completed while ``expect`` was giving up goes
+        to the inbox, where ``wait()`` finds it.
+
         Args:
             delimiter: As ``read``: a byte count, or bytes/str/regex to read up to and including.
             tag: The read's tag, carried by the result.
-            timeout: Seconds to wait; ``wait_timeout`` by default.
+            timeout: Seconds to wait (``float("inf")``: no limit); ``wait_timeout`` by default.
         Returns:
             The data, as bytes carrying ``.tag``.
         Raises:
@@ -159,44 +212,36 @@ class ClientReads(Socket):
             CallbackError: If a callback of this client raised.
             InvalidThreadUseError: If called on the socket loop.
         """
-        self._refuse_on_loop("expect")
-        if self.callback_errors:
-            self.check()
-        request = make_request(delimiter, tag, self._timeout)
-        limit = self.wait_timeout if timeout is None else check_timeout(timeout, "expect()")
-        ticket = _Ticket(request)
-        if self._closed():
-            raise self._closed_error(request)
-        self._loop.call(self._push_ticket, request, ticket)
-        if not ticket.gate.wait(limit):
-            with self._lock:  # _on_read fills a ticket under it: it may be doing so now
-                if not ticket.gate.is_open:
-                    ticket.abandoned = True
-        if ticket.abandoned:
-            # Take the read back, so the bytes it would have had serve the next one.
-            self._loop.run_sync(lambda: self._cancel(ticket))
-        if self.callback_errors:
-            self.check()
-        if ticket.data is not None:
-            return ticket.data
-        if ticket.abandoned:
-            raise ReadTimeout(
-                f"no data for read to {request.describe()} (tag {tag}) within {limit} s; "
-                f"{self._buffered_text()}\n{self.transcript.render()}"
-            )
-        raise self._closed_error(request)
+        ticket, limit = self._queue_expect(delimiter, tag, timeout)
+        try:
+            if not ticket.gate.wait(limit):
+                self._give_up(ticket)
+        except BaseException:
+            self._give_up(ticket)
+            raise
+        return self._outcome(ticket, limit)
 
     async def aexpect(
         self, delimiter: ReadDelimiter, tag: int = -1, timeout: Optional[float] = None
     ) -> TaggedBytes:
         """``expect`` for async tests (asyncio, trio, anyio): the event loop keeps running.
 
+        Cancelled (``asyncio.wait_for`` timing out, a task group ending), it takes its read
+        back as ``expect`` does on a timeout.
+
         Returns:
             As ``expect``.
         Raises:
             As ``expect``.
         """
-        return await to_thread(self.expect, delimiter, tag, timeout)
+        ticket, limit = self._queue_expect(delimiter, tag, timeout)
+        try:
+            if not await to_thread(ticket.gate.wait, limit):
+                self._give_up(ticket)
+        except BaseException:
+            self._give_up(ticket)
+            raise
+        return self._outcome(ticket, limit)
 
     async def async_wait(
         self, tag: Optional[int] = None, timeout: Optional[float] = None
@@ -208,7 +253,24 @@ class ClientReads(Socket):
         Raises:
             As ``wait``.
         """
-        return await to_thread(self.wait, tag, timeout)
+        limit = self._limit(timeout, "wait()")
+        deadline = None if limit is None else time.monotonic() + limit
+        while True:
+            found, gate = self._take(tag)
+            if found is not None:
+                return found
+            remaining = None if deadline is None else deadline - time.monotonic()
+            try:
+                # Only the gate is waited on in the worker: an item is taken here, so a
+                # cancelled wait cannot take one that nobody then receives.
+                woke = (remaining is None or remaining > 0) and await to_thread(
+                    gate.wait, remaining
+                )
+            except BaseException:
+                self._wake_waiters()  # the worker thread goes now, not at its timeout
+                raise
+            if not woke:
+                raise self._wait_timeout(tag, limit)
 
     def wait(self, tag: Optional[int] = None, timeout: Optional[float] = None) -> TaggedBytes:
         """Wait for the next completed read (queued with ``read``) with ``tag`` (any if None).
@@ -221,24 +283,42 @@ class ClientReads(Socket):
             InvalidThreadUseError: If called on the socket loop.
         """
         self._refuse_on_loop("wait")
-        limit = self.wait_timeout if timeout is None else check_timeout(timeout, "wait()")
-        deadline = time.monotonic() + limit
+        limit = self._limit(timeout, "wait()")
+        deadline = None if limit is None else time.monotonic() + limit
         while True:
-            self.check()
-            with self._lock:
-                for index, item in enumerate(self._inbox):
-                    if tag is None or item.tag == tag:
-                        return self._inbox.pop(index)
-                gate = self._changed
-            if self._closed():
-                raise self._closed_error(None, tag)
+            found, gate = self._take(tag)
+            if found is not None:
+                return found
+            if deadline is None:
+                gate.wait(None)
+                continue
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not gate.wait(remaining):
-                what = "any tag" if tag is None else f"tag {tag}"
-                raise ReadTimeout(
-                    f"no completed read with {what} within {limit} s; "
-                    f"{self._buffered_text()}\n{self.transcript.render()}"
-                )
+                raise self._wait_timeout(tag, limit)
+
+    def _take(self, tag: Optional[int]) -> tuple[Optional[TaggedBytes], Gate]:
+        # The first inbox item with ``tag``, taken; else the gate that opens on a change.
+        self.check()
+        with self._lock:
+            for index, item in enumerate(self._inbox):
+                if tag is None or item.tag == tag:
+                    return self._inbox.pop(index), self._changed
+            gate = self._changed
+        if self._closed():
+            raise self._closed_error(None, tag)
+        return None, gate
+
+    def _wake_waiters(self) -> None:
+        with self._lock:
+            changed, self._changed = self._changed, Gate()
+        changed.open()
+
+    def _wait_timeout(self, tag: Optional[int], limit: Optional[float]) -> ReadTimeout:
+        what = "any tag" if tag is None else f"tag {tag}"
+        return ReadTimeout(
+            f"no completed read with {what} within {limit} s; "
+            f"{self._buffered_text()}\n{self.transcript.render()}"
+        )
 
     def _buffered_text(self) -> str:
         stream = self._stream

@@ -6,6 +6,7 @@ import socket
 from typing import Any, Optional, Union
 
 from ._address import sockaddr_of
+from ._platform import is_unix_family
 
 InfoValue = Union[str, int, float, bool, bytes]
 
@@ -40,7 +41,7 @@ def tcp_info(
     peer = _name(sock.getpeername) if sock is not None and not listening else None
     local = _name(sock.getsockname) if sock is not None else None
     family = sock.family if sock is not None else None
-    unix = family is not None and family == getattr(socket, "AF_UNIX", None)
+    unix = is_unix_family(family)
     connected_host, connected_port = ("", 0) if unix else endpoint(peer)
     local_host, local_port = ("", 0) if unix else endpoint(local)
     return {

@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 import gevent
 from gevent import monkey
 
+from . import _platform
 from ._stream import Closed, os_socket
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ def _bind_tcp(host: str, port: int) -> socket.socket:
     family, _, _, _, addr = infos[0]
     sock = os_socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        for level, option, value in _platform.tcp_listener_options():
+            sock.setsockopt(level, option, value)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(addr)
@@ -61,6 +63,7 @@ def _bind_tcp(host: str, port: int) -> socket.socket:
 
 
 def _bind_unix(path: str) -> socket.socket:
+    family = _platform.unix_family()  # OSError with the reason where there is none
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
@@ -68,7 +71,7 @@ def _bind_unix(path: str) -> socket.socket:
     if mode is not None:
         if not stat.S_ISSOCK(mode):
             raise OSError(0, f"a file that is not a socket exists at {path!r}")
-        probe = os_socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe = os_socket(family, socket.SOCK_STREAM)
         try:
             probe.connect(path)
         except OSError:
@@ -77,7 +80,7 @@ def _bind_unix(path: str) -> socket.socket:
             raise OSError(0, "Address already in use")
         finally:
             probe.close()
-    sock = os_socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = os_socket(family, socket.SOCK_STREAM)
     try:
         sock.bind(path)
         # Nobody can connect before listen(), so there is no window at a wider mode.
@@ -100,7 +103,7 @@ def accept_one(listener: socket.socket) -> socket.socket:
     fd, _ = listener._accept()  # type: ignore[attr-defined]
     conn = os_socket(listener.family, listener.type, listener.proto, fileno=fd)
     conn.setblocking(False)
-    if listener.family != getattr(socket, "AF_UNIX", None):
+    if not _platform.is_unix_family(listener.family):
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return conn
 

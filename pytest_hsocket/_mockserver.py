@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import ssl
 import time
 from typing import Callable, Optional, Union
@@ -12,6 +11,7 @@ from ._errors import HSocketError, InvalidThreadUseError
 from ._fragment import Fragmenter
 from ._info import endpoint
 from ._mockserver_play import ContextSource, ScriptPlayer, _Connection
+from ._platform import is_unix_family
 from ._record import (
     PathLike,
     RecordEntry,
@@ -121,13 +121,13 @@ class MockServer(ScriptPlayer, LocalAddress):
     @property
     def path(self) -> str:
         """The Unix socket path, or ``""``."""
-        if self._listener is not None and self._listener.family != getattr(socket, "AF_UNIX", -1):
+        if self._listener is not None and not is_unix_family(self._listener.family):
             return ""
         return str(self.info()["unixSocketPath"])
 
     def _bound_ip(self) -> Optional[tuple[str, int]]:
         listener = self._listener
-        if listener is None or listener.family == getattr(socket, "AF_UNIX", -1):
+        if listener is None or is_unix_family(listener.family):
             return None
         try:
             return endpoint(listener.getsockname())

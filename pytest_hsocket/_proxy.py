@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from ._errors import HSocketError
 from ._faults import DIRECTIONS, DOWNSTREAM, UPSTREAM, check_ports
-from ._listener import Acceptor, bind_listener
+from ._listener import Acceptor, accept_one, bind_listener
 from ._loop import _allocate_lock, get_loop
 from ._pipe import CLOSE, RESET
 from ._proxy_common import Proxy, run_in_greenlet
@@ -218,14 +218,25 @@ class FaultProxy(Proxy[Toxics]):
             ) from exc
 
     def close(self) -> None:
-        """Stop listening and close every connection; idempotent."""
+        """Stop listening and close every connection as a peer would; idempotent.
+
+        What each side already sent is forwarded first (a client's last bytes reach the
+        server), then each end of stream is passed on (half-close), then the sockets close;
+        a connection that cannot finish within a few seconds (a peer that never reads) is
+        cut. ``disable()`` cuts at once.
+        """
         if self._closed:
             return
         self._closed = True
 
         def run() -> None:
+            import gevent  # loaded already with the connections' module; named here
+
+            self._accept_waiting()  # a client in the backlog may have written already
             self._stop_listening()
-            self._cut_all(CLOSE)
+            live = list(self._live)
+            for waiter in [gevent.spawn(conn.drain_and_close) for conn in live]:
+                waiter.join()
 
         run_in_greenlet(run)
 
@@ -250,6 +261,17 @@ class FaultProxy(Proxy[Toxics]):
             acceptor.stop()
         elif listener is not None:
             listener.close()
+
+    def _accept_waiting(self) -> None:
+        listener = self._listener
+        if listener is None:
+            return
+        while True:
+            try:
+                conn = accept_one(listener)
+            except OSError:  # BlockingIOError: the backlog is empty
+                return
+            self._accept(conn)
 
     def _cut_all(self, how: str) -> None:  # in a greenlet
         live = list(self._live)

@@ -23,19 +23,13 @@ import gevent.event
 
 from ._faults import DIRECTIONS, DOWNSTREAM, UPSTREAM
 from ._pipe import CLOSE, RESET, Drop, End, Finish, Pipe, Send, Wait
+from ._platform import unsent_bytes
 from ._proxy_common import io_watchers, stop_greenlets
 from ._sockets import Closed, connect_first
 
 if TYPE_CHECKING:
     from ._proxy import FaultProxy
 
-try:  # how much a socket has not yet delivered: Linux (TIOCOUTQ), else unknown
-    import fcntl
-    import termios
-
-    _OUTQ: Optional[int] = getattr(termios, "TIOCOUTQ", None)
-except ImportError:  # pragma: no cover - Windows
-    _OUTQ = None
 
 # The name the proxy's messages always had (before the connections moved here).
 log = logging.getLogger("pytest_hsocket._proxy")
@@ -45,18 +39,12 @@ HIGH_WATER = 256 * 1024
 """Buffered bytes per direction at which the proxy stops reading from the sender (backpressure)."""
 DRAIN_TIMEOUT = 1.0
 """Seconds a reset waits for the bytes before it to reach the peer."""
+CLOSE_TIMEOUT = 2.0
+"""Seconds a closing proxy waits for a connection to forward what its peers already sent."""
 
 
-def _unsent(sock: socket.socket) -> int:
-    # Bytes the kernel has not yet delivered (sent and unacknowledged, or not sent): 0 if unknown.
-    if _OUTQ is None:
-        return 0
-    try:
-        raw = fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0")
-    except OSError:
-        return 0
-    value: int = struct.unpack("i", raw)[0]
-    return value
+# Bytes the kernel has not yet delivered (sent and unacknowledged, or not sent): 0 if unknown.
+_unsent = unsent_bytes
 
 
 class Connection:
@@ -69,8 +57,10 @@ class Connection:
         self.server: Optional[socket.socket] = None
         self.closed = False
         self.finished = gevent.event.Event()
+        self.up = gevent.event.Event()  # set once the upstream is reached and pumps run
         self._hub: Any = gevent.get_hub()
         self._greenlets: list[Any] = []
+        self._readers: list[Any] = []
         self._watchers: list[Any] = []
         self._ended: set[str] = set()
         now = time.monotonic()
@@ -97,12 +87,16 @@ class Connection:
         client_in, client_out = io_watchers(self._hub, self.client.fileno())
         server_in, server_out = io_watchers(self._hub, server.fileno())
         self._watchers += [client_in, client_out, server_in, server_out]
-        self._greenlets += [
+        self._readers = [
             gevent.spawn(self._read, UPSTREAM, self.client, client_in),
-            gevent.spawn(self._write, UPSTREAM, server, server_out),
             gevent.spawn(self._read, DOWNSTREAM, server, server_in),
+        ]
+        self._greenlets += self._readers
+        self._greenlets += [
+            gevent.spawn(self._write, UPSTREAM, server, server_out),
             gevent.spawn(self._write, DOWNSTREAM, self.client, client_out),
         ]
+        self.up.set()
 
     def _connect_upstream(self) -> Optional[socket.socket]:
         proxy = self.proxy
@@ -200,11 +194,64 @@ class Connection:
         while _unsent(sock) and time.monotonic() < deadline:
             gevent.sleep(0.001)
 
+    def take_available(self, direction: str) -> None:
+        """Feed the pipe what its sender already sent (the kernel's buffer), at once.
+
+        Runs in the caller's greenlet, between the reader's turns: the reader, waiting on
+        its watcher, then finds nothing and waits again; no byte is read twice.
+        """
+        src = self.client if direction == UPSTREAM else self.server
+        pipe = self.pipes[direction]
+        if src is None or self.closed or pipe.input_closed:
+            return
+        while True:
+            try:
+                data = src.recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                pipe.close_input()
+                break
+            if not data:
+                pipe.close_input()
+                break
+            pipe.feed(data, time.monotonic())
+        self.wakes[direction].set()
+
+    def stuck(self, direction: str) -> bool:
+        """Whether the direction cannot deliver what it holds (a dropping toxic)."""
+        step = self.pipes[direction].next_step(time.monotonic())
+        return isinstance(step, Drop) or (isinstance(step, Wait) and step.until is None)
+
+    def drain_and_close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Close as a peer would: forward what each side already sent, pass each end of
+        stream on (half-close), then close; abruptly after ``timeout`` seconds. In a
+        greenlet on the loop."""
+        if self.closed:
+            return
+        if not self.up.wait(timeout) or self.closed:
+            self.abort(CLOSE)  # never reached the upstream: nothing to forward
+            self.finished.wait()
+            return
+        # The readers stop first, so that nothing is read after the end passed on.
+        for reader in self._readers:
+            reader.kill(Closed, block=True)
+        for direction in DIRECTIONS:
+            self.take_available(direction)
+            self.pipes[direction].close_input()
+            self.wakes[direction].set()
+        if any(self.stuck(d) for d in DIRECTIONS):
+            self.abort(CLOSE)  # a toxic swallows what is left: there is nothing to wait for
+        if not self.finished.wait(timeout):
+            self.abort(CLOSE)
+            self.finished.wait()
+
     def abort(self, how: str) -> None:
         """End the connection (``CLOSE`` or ``RESET``) from any greenlet on the loop."""
         if self.closed:
             return
         self.closed = True
+        self.up.set()  # wakes a drain waiting for the upstream: it finds the connection closed
         gevent.spawn(self._teardown, how)
 
     def _teardown(self, how: str) -> None:

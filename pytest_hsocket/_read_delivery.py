@@ -105,7 +105,9 @@ class ReadDelivery:
                 index += 1
                 try:
                     fn(data, tag, self)  # type: ignore[misc]  # a server's: never None here
-                except Exception as exc:
+                except gevent.GreenletExit:
+                    raise
+                except BaseException as exc:  # pytest.fail() too: never swallowed
                     self._callback_failed("hs.socket:read callback", exc)
         finally:
             if self._read_batch is batch:
@@ -146,7 +148,9 @@ class ReadDelivery:
                         fn(data, tag, self)
                     else:
                         fn(data, tag)
-                except Exception as exc:
+                except gevent.GreenletExit:
+                    raise
+                except BaseException as exc:  # pytest.fail() too: never swallowed
                     self._callback_failed("hs.socket:read callback", exc)
         finally:
             if self._read_batch is batch:
@@ -180,7 +184,9 @@ class ReadDelivery:
                         fn(data, tag, self)
                     else:
                         fn(data, tag)
-                except Exception as exc:
+                except gevent.GreenletExit:
+                    raise
+                except BaseException as exc:  # pytest.fail() too: never swallowed
                     self._callback_failed("hs.socket:read callback", exc)
                 taken = self._lane_data
                 if taken is None:

@@ -24,7 +24,6 @@ from typing import Any, Callable, Optional, Protocol, Union
 import gevent
 import gevent.event
 
-from ._address import ip_family
 from ._errors import reason_of
 from ._framing import BARRIER, Completed, ReadQueue, ReadRequest
 from ._sockets import (
@@ -38,9 +37,9 @@ from ._sockets import (
     WRITE_TIMEOUT,
     Closed,
     WriteCallback,
-    connect_first,
     os_socket,
 )
+from ._stream_connect import StreamConnect
 from ._stream_write import StreamWriter
 from ._tls import TlsSession
 
@@ -80,7 +79,7 @@ class StreamOwner(Protocol):
     ) -> None: ...
 
 
-class Stream(StreamWriter):
+class Stream(StreamConnect, StreamWriter):
     """A connection's I/O engine (see the module docstring).
 
     Attributes:
@@ -107,55 +106,20 @@ class Stream(StreamWriter):
         self._timer: Any = None
         self._timed: Optional[ReadRequest] = None
         self._close_when_flushed = False
+        self._linger: Optional[float] = None
+        self._lingering = False
+        self._linger_timer: Any = None
         self._shutdown_when_flushed = False
         self._ciphertext = bytearray()
         self._wake: Any = gevent.event.Event()
         self.tls: Optional[TlsSession] = None
+        # Set for good once the writer passes start_tls's barrier: no byte leaves unencrypted
+        # from then on (DESIGN 1b.17).
+        self.tls_wanted = False
         self._tls_pending: Optional[tuple[ssl.SSLContext, bool, Optional[str]]] = None
         self._write_at_barrier = False
 
-    # -- connecting -------------------------------------------------------------------------
-
-    def connect(self, family: int, addresses: list[Any], timeout: float) -> None:
-        """Connect in a greenlet to the first of ``addresses`` that accepts.
-
-        ``addresses`` are socket addresses for ``family``, or ``(host, port)`` to resolve.
-        """
-        self._connector = gevent.spawn(self._connect, family, addresses, timeout)
-
-    def _connect(self, family: int, addresses: list[Any], timeout: float) -> None:
-        timer = gevent.Timeout(timeout) if timeout >= 0 else None
-        if timer is not None:
-            timer.start()
-        try:
-            sock = connect_first(self._hub, self._candidates(family, addresses))
-            self._connector = None
-            self.attach(sock)
-        except gevent.Timeout as exc:
-            if exc is not timer:
-                raise
-            self._fail_connect(CONNECT_TIMEOUT)
-        except (socket.gaierror, ValueError, UnicodeError, OSError) as exc:
-            self._fail_connect(reason_of(exc))
-        except Closed:
-            pass
-        finally:
-            if timer is not None:
-                timer.close()
-
-    def _candidates(self, family: int, addresses: list[Any]) -> list[tuple[int, Any]]:
-        if family == getattr(socket, "AF_UNIX", -1):
-            return [(family, a) for a in addresses]
-        host, port = addresses[0]
-        literal = ip_family(host)
-        if literal is not None:
-            return [(literal, (host, port))]
-        infos = self._hub.resolver.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-        return [(fam, sa) for fam, _, _, _, sa in infos if fam in (socket.AF_INET, socket.AF_INET6)]
-
-    def _fail_connect(self, reason: str) -> None:
-        self._connector = None
-        self.close(reason, error=True)
+    # -- connecting (see StreamConnect for connect()) ----------------------------------------
 
     def attach(self, sock: socket.socket) -> None:
         """Take a connected non-blocking socket and start the I/O."""
@@ -320,14 +284,17 @@ class Stream(StreamWriter):
         # is drained, or as soon as the current read can no longer complete.
         if self.closed:
             return
+        if self._lingering:
+            self.close(LOCAL_CLOSE)  # finish() waited for this end: both sides are done
+            return
         if self.queue.pending or not self.queue.buffered:
             self.close(PEER_CLOSED)
 
     def _arm_read_timer(self) -> None:
         requests = self.queue._requests  # hot path: one read a message, no property call
         head = requests[0] if requests else None
-        if head is self._timed:
-            return
+        if head is self._timed and (head is not None or self._timer is None):
+            return  # a completed read with nothing queued after it must not stay timed
         self._timed = head
         if self._timer is not None:
             self._timer.stop()
@@ -342,10 +309,19 @@ class Stream(StreamWriter):
 
     # -- closing ----------------------------------------------------------------------------
 
-    def finish(self) -> None:
-        """Close gracefully once every queued write is in the kernel (FIN after the data)."""
+    def finish(self, linger: Optional[float] = None) -> None:
+        """Close gracefully once every queued write is in the kernel (FIN after the data).
+
+        Args:
+            linger: None closes right after the FIN. A number of seconds keeps reading until
+                the peer ends its side too (at most that long), then closes: a socket closed
+                with bytes unread makes the kernel send a reset, which can destroy data the
+                peer has not read yet (a TLS peer's session tickets arriving late do that).
+        """
         if self.closed:
             return
+        if linger is not None:
+            self._linger = linger
         if self._writes or self._ciphertext or self._writer is not None or self.sock is None:
             self._close_when_flushed = True
             return
@@ -354,6 +330,17 @@ class Stream(StreamWriter):
             self._send_alert(self.tls)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR)
+        if self._linger is None or self.eof:
+            self.close(LOCAL_CLOSE)
+            return
+        self._lingering = True
+        self._linger_timer = self._hub.loop.timer(min(max(self._linger, 0.0), 1e9))
+        self._linger_timer.start(self._linger_over)
+
+    def _linger_over(self) -> None:
+        # The peer kept its side open: take what it sent (unread bytes would turn the close
+        # into a reset), then close.
+        self.pull_now()
         self.close(LOCAL_CLOSE)
 
     def half_close(self) -> None:
@@ -385,10 +372,11 @@ class Stream(StreamWriter):
             self._send_alert(self.tls)
         self.closed = True
         self.connected = False
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer.close()
-            self._timer = None
+        for timer in (self._timer, self._linger_timer):
+            if timer is not None:
+                timer.stop()
+                timer.close()
+        self._timer = self._linger_timer = None
         current = gevent.getcurrent()
         connector, self._connector = self._connector, None
         if connector is not None and connector is not current:

@@ -29,6 +29,7 @@ class StreamTls:
     closed: bool
     eof: bool
     tls: Optional[TlsSession]
+    tls_wanted: bool
     _tls_pending: Optional[tuple[ssl.SSLContext, bool, Optional[str]]]
     _write_at_barrier: bool
     _writes: deque[list[Any]]
@@ -105,7 +106,7 @@ class StreamTls:
         self._write_at_barrier = False
         try:
             tls = TlsSession(context, server_side=server_side, server_hostname=hostname)
-        except (ssl.SSLError, ValueError) as exc:
+        except Exception as exc:  # any failure: the connection ends, never stays plaintext
             self.close(describe_error(exc), error=True)
             return
         self.tls = tls
@@ -123,7 +124,7 @@ class StreamTls:
             return
         try:
             plain, secured, ended = tls.step()
-        except ssl.SSLError as exc:
+        except Exception as exc:  # an SSLError, or anything else OpenSSL's wrapper raises
             self._send_alert(tls)
             self.close(describe_error(exc), error=True)
             return

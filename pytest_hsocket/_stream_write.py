@@ -5,7 +5,9 @@ write), each write with its timeout. Every method runs on the loop thread.
 
 from __future__ import annotations
 
+import logging
 import socket
+import ssl
 from collections import deque
 from typing import Any, Optional
 
@@ -14,7 +16,9 @@ import gevent
 from ._errors import reason_of
 from ._sockets import WRITE_TIMEOUT, Closed, WriteCallback
 from ._stream_tls import _TLS_BARRIER, StreamTls
-from ._tls import TlsSession
+from ._tls import TlsSession, describe_error
+
+log = logging.getLogger(__name__)
 
 
 class StreamWriter(StreamTls):
@@ -23,6 +27,7 @@ class StreamWriter(StreamTls):
     sock: Optional[socket.socket]
     closed: bool
     tls: Optional[TlsSession]
+    tls_wanted: bool
     _tls_pending: Any
     _write_at_barrier: bool
     _writes: deque[list[Any]]
@@ -38,7 +43,7 @@ class StreamWriter(StreamTls):
     def close(self, reason: str = ..., error: bool = False) -> None:
         raise NotImplementedError  # pragma: no cover - the stream's
 
-    def finish(self) -> None:
+    def finish(self, linger: Optional[float] = None) -> None:
         raise NotImplementedError  # pragma: no cover - the stream's
 
     def half_close(self) -> None:
@@ -70,6 +75,7 @@ class StreamWriter(StreamTls):
             and not self.closed
             and tls is None
             and self._tls_pending is None
+            and not self.tls_wanted
         ):
             try:
                 sent = self.sock.send(data) if data.nbytes else 0
@@ -119,6 +125,9 @@ class StreamWriter(StreamTls):
                 item = writes[0]
                 if item is _TLS_BARRIER:
                     writes.popleft()
+                    # What was queued before start_tls went out as it was; from here on,
+                    # never a byte in the clear (DESIGN 1b.17).
+                    self.tls_wanted = True
                     self._write_at_barrier = True
                     self._maybe_begin_tls()
                     continue
@@ -134,6 +143,9 @@ class StreamWriter(StreamTls):
                     if tls is not None:
                         tls.encrypt(item[0])
                         self._send_all(sock, [memoryview(tls.take_outgoing()), -1, None, -1.0])
+                    elif self.tls_wanted:
+                        # TLS was asked for and is not on: never send this in the clear.
+                        raise ssl.SSLError("TLS is not established")
                     else:
                         self._send_all(sock, item)
                 except gevent.Timeout as exc:
@@ -149,10 +161,20 @@ class StreamWriter(StreamTls):
                 self._written(item[1], item[2])
         except Closed:
             return
+        except ssl.SSLError as exc:  # before OSError, whose subclass it is
+            self._writer = None
+            self.close(describe_error(exc), error=True)
+            return
         except OSError as exc:
             if not self.closed:
                 self._writer = None
                 self.close(reason_of(exc), error=True)
+            return
+        except Exception as exc:  # the writer must never die silently, leaving writes queued
+            self._writer = None
+            log.exception("internal error writing to %r", self)
+            reason = describe_error(exc) if self.tls_wanted else f"internal error: {exc!r}"
+            self.close(reason, error=True)
             return
         self._writer = None
         if self._close_when_flushed:

@@ -30,6 +30,7 @@ from ._checks import as_bytes, check_callable, check_port, check_tag, check_unix
 from ._framing import Prefixed, ReadRequest, make_request
 from ._listener import Acceptor, bind_listener
 from ._loop import _get_ident
+from ._platform import has_unix_sockets, unix_family, unix_sockets_missing
 from ._read_delivery import ReadCallback, Tap
 from ._stream import LOCAL_CLOSE, Stream, WriteCallback
 from ._tcp_tls import TlsStart
@@ -114,7 +115,7 @@ class Socket(TlsStart):
         else:
             what = "Unable to connect to host/port: %s"
             check_port(port, "connect()", low=1)
-        if self._mode != IDLE:
+        if self._settled_busy():
             log.error(what, _BUSY)
             return None
         if not host:
@@ -123,12 +124,15 @@ class Socket(TlsStart):
                 'Invalid host parameter (nil or ""). Should be a domain name or IP address string.',
             )
             return None
+        if unix and not has_unix_sockets():
+            log.error(what, unix_sockets_missing())
+            return None
         self._mode = CONNECTING
         self._connect_fn = fn
         self._secure = False
         if unix:
             self._unix_path = path
-            self._loop.call(self._start_connect, socket.AF_UNIX, [path])
+            self._loop.call(self._start_connect, unix_family(), [path])
         else:
             self._unix_path = ""
             self._host = host
@@ -165,7 +169,7 @@ class Socket(TlsStart):
             check_port(port, "listen()")
             path = ""
             what = "Unable to bind port: %s"
-        if self._mode != IDLE:
+        if self._settled_busy():
             log.error(what, _BUSY_LISTEN)
             return None
         try:

@@ -40,7 +40,8 @@ class TlsStart(SocketCore):
             This socket, or ``None`` with an ERROR log if it was never connected.
         Raises:
             TypeError: If ``verify``, ``peer_name`` or ``context`` has the wrong type.
-            ValueError: If a server side has no ``context``, or a name cannot be checked.
+            ValueError: If a server side has no ``context``, or a name cannot be checked (empty,
+                with a NUL byte, or not a valid host name).
         """
         if isinstance(verify, str):
             peer_name = verify
@@ -73,6 +74,8 @@ class TlsStart(SocketCore):
                 "start_tls() cannot check the certificate's name on a Unix socket: "
                 "pass peer_name=, or verify=False"
             )
+        if name is not None:
+            _tls.check_peer_name(context, name, "start_tls() peer_name")
         self._loop.call(self._push_tls, context, False, name)
         return self
 

@@ -27,6 +27,10 @@ from ._transcript import TaggedBytes, Transcript
 _select: Callable[..., Any] = monkey.get_original("select", "select")
 
 
+LINGER = 1.0
+"""Seconds ``close()`` waits, after sending its FIN, for the peer to end its side too."""
+
+
 class TestClient(ClientReads):
     """A connected hs.socket client with blocking helpers for tests.
 
@@ -55,6 +59,10 @@ class TestClient(ClientReads):
         self._secured = Gate()
         self._up: Optional[Gate] = None
         self._adopting = False
+        # The socket connected from the caller's thread, until the loop has adopted it: what
+        # info() and str() report meanwhile (whole state on return, DESIGN 1b.18).
+        self._adopted_sock: Optional[socket.socket] = None
+        self._closing: Optional[Gate] = None  # opens once a close() has sent all and closed
         self.default_tls_context: Optional[ContextSource] = None
         self.on_disconnect(self._disconnected)
 
@@ -80,9 +88,16 @@ class TestClient(ClientReads):
             peer_name: The name the server certificate must carry (``host`` by default).
         Raises:
             ConnectionError: If the connection (or the TLS handshake) fails or times out.
+            TypeError: If ``host`` is not a str (or a path), or ``port`` not an int.
+            ValueError: If ``port`` is out of range.
         """
         if get_loop().on_thread():
             raise InvalidThreadUseError("open() waits for the connection; call it from the test")
+        if isinstance(host, os.PathLike):
+            host = os.fspath(host)
+        if not isinstance(host, str):
+            # As connect() says it, before anything is built: not an AttributeError from deep in.
+            raise TypeError(f"connect() host must be a str, not {host!r}")
         where = host if port is None else f"{host}:{port}"
         client = cls(wait_timeout=wait_timeout, name=name or f"hsock_client to {where}")
         # Opened on the loop the moment the connection is up (or fails): no callback round.
@@ -143,6 +158,7 @@ class TestClient(ClientReads):
         self._mode = CONNECTING
         self._unix_path = ""
         self._host = host
+        self._adopted_sock = sock
         self._adopting = True
         self._loop.call(self._adopt, sock)
 
@@ -155,10 +171,17 @@ class TestClient(ClientReads):
             self._stream.attach(sock)
         finally:
             self._adopting = False
+            self._adopted_sock = None
 
     def connected(self) -> bool:
         """Return whether the connection is up (also while the loop takes it over)."""
         return self._adopting or super().connected()
+
+    def _connection_sock(self) -> Optional[socket.socket]:
+        # Read first: the loop clears it only once the stream holds the socket.
+        adopted = self._adopted_sock
+        sock = super()._connection_sock()
+        return adopted if sock is None else sock
 
     def start_tls(
         self,
@@ -191,6 +214,8 @@ class TestClient(ClientReads):
         super()._stream_closed(stream, reason, unread, lost, error)
         if self._up is not None:
             self._up.open()
+        if self._closing is not None and self._stream is None:
+            self._closing.open()
 
     def _stream_secured(self, stream: Stream) -> None:
         super()._stream_secured(stream)
@@ -215,17 +240,56 @@ class TestClient(ClientReads):
         dump_recording(recording_from_transcripts([self.transcript], server_side=False), path)
 
     def close(self, *, wait: bool = True) -> None:
-        """Disconnect, as ``disconnect()``.
+        """Close once what was written is sent: the peer gets every byte, then the end (FIN).
+
+        ``disconnect()`` is hs.socket's: it drops writes still queued. ``close()`` is the
+        test's "I am done": a last large ``write`` reaches the server before it judges. After
+        the FIN it keeps reading until the peer ends its side too (at most ``LINGER`` s): a
+        socket closed with bytes unread resets the connection, which can destroy data the
+        peer has not read yet.
 
         Args:
-            wait: False queues the close on the socket loop and returns at once: anything
-                waiting for the loop afterwards (a server's ``close()``, ``settle()``) finds
-                this client closed. The fixtures close their clients this way.
+            wait: True waits for the writes to go out (at most ``wait_timeout``, then the
+                rest is dropped). False queues the close on the socket loop and returns at
+                once; ``wait_closed()`` waits for it. The fixtures close their clients so.
         """
+        if self._mode == IDLE and self._stream is None:
+            return
+        self._closing = Gate()
+        self._loop.call(self._finish)
         if wait:
-            super().close()
-        elif self._mode != IDLE or self._stream is not None:
-            self._loop.call(self._disconnect)
+            self.wait_closed()
+
+    def wait_closed(self, timeout: Optional[float] = None) -> bool:
+        """Wait until ``close(wait=False)`` has sent what was written and closed.
+
+        Args:
+            timeout: Seconds to wait (``wait_timeout`` by default); past it the connection
+                is closed at once, dropping what is left (a peer that never reads).
+        Returns:
+            True if every byte went out (or there was no close to wait for).
+        """
+        gate = self._closing
+        if gate is None:
+            return True
+        limit = self._limit(timeout, "wait_closed()")
+        if gate.wait(limit):
+            return True
+        log.warning("%s: writes not sent within %s s; closing anyway", self.transcript.name, limit)
+        self.disconnect()
+        return False
+
+    def _finish(self) -> None:
+        stream = self._stream
+        if stream is not None and not stream.closed and stream.sock is not None:
+            # Closes, and reports it, once the writes are in the kernel and the server has
+            # ended its side too, or LINGER seconds after the FIN if it keeps its side open.
+            stream.finish(linger=min(self.wait_timeout, LINGER))
+        else:
+            self._disconnect()
+        gate = self._closing
+        if gate is not None and self._stream is None:
+            gate.open()
 
 
 def open_client(

@@ -34,9 +34,25 @@ def describe_error(exc: BaseException) -> str:
     """A one-line reason for a failed TLS negotiation."""
     if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
         return f"TLS negotiation failed: certificate verify failed: {exc.verify_message}"
-    if isinstance(exc, ssl.SSLError) and exc.reason:
-        return f"TLS negotiation failed: {exc.reason}"
+    reason = getattr(exc, "reason", None)  # set by OpenSSL, not on one built by hand
+    if isinstance(exc, ssl.SSLError) and reason:
+        return f"TLS negotiation failed: {reason}"
     return f"TLS negotiation failed: {exc}"
+
+
+def check_peer_name(context: ssl.SSLContext, name: str, what: str) -> None:
+    """Refuse, at the call, a name TLS could not be started with.
+
+    The stdlib checks a name only when a session is built, which happens later on the loop;
+    building one here (no I/O) raises what it would, so a bad name never reaches the loop.
+
+    Raises:
+        ValueError: If ``name`` is empty, holds a NUL byte or is not a valid host name.
+    """
+    try:
+        context.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname=name)
+    except (TypeError, ValueError) as exc:  # UnicodeError is a ValueError
+        raise ValueError(f"{what} must be a valid host name, not {name!r} ({exc})") from None
 
 
 class TlsSession:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 import gevent
 
-from . import _info
+from . import _info, _platform
 from ._address import ip_family, parse_address, sockaddr_of
 from ._callbacks import CallbackQueue
 from ._checks import check_callable, check_timeout, default_timeout
@@ -180,7 +180,10 @@ class UdpCore:
         if not isinstance(flag, bool):
             raise TypeError(f"reuse_port() flag must be a bool, not {flag!r}")
         self._reuse = flag
-        option = getattr(socket, "SO_REUSEPORT", socket.SO_REUSEADDR)
+        option = _platform.udp_reuse_port_option()
+        if option is None:
+            log.error("Unable to enable port reuse: %s", "SO_REUSEPORT is not available here")
+            return None
         return self._set_option("Unable to enable port reuse: %s", option, flag)
 
     def _set_option(self: U, message: str, option: int, flag: bool) -> Optional[U]:
@@ -200,8 +203,9 @@ class UdpCore:
         if self._io is None:
             self._io = Datagrams(self, family)
             sock = self._io.sock
-            if self._reuse:
-                sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_REUSEPORT", 15), 1)
+            option = _platform.udp_reuse_port_option()
+            if self._reuse and option is not None:
+                sock.setsockopt(socket.SOL_SOCKET, option, 1)
             if self._broadcast and family == socket.AF_INET:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
             self._apply_buffer_size()

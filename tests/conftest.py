@@ -152,3 +152,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     report = getattr(config, "hsock_leak_report", None)
     if report:
         terminalreporter.write_line(f"hsocket leak check: {report}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Tests of Unix domain sockets cannot run where this Python has no AF_UNIX (some Windows
+    # builds): they skip with the reason instead of failing on socket.AF_UNIX.
+    from pytest_hsocket import _platform
+
+    if _platform.has_unix_sockets():
+        return
+    skip = pytest.mark.skip(reason=_platform.unix_sockets_missing())
+    for item in items:
+        if "unix" in item.name.lower():
+            item.add_marker(skip)

@@ -101,6 +101,8 @@ def hsock_client() -> Iterator[ClientFactory]:
         # No wait here: a server's teardown (or the last fixture's) waits for the loop anyway.
         client.close(wait=False)
         errors += client.callback_errors
+    for client in clients:
+        client.wait_closed()  # a test's last writes reach the server before it judges them
     if clients:
         closed = test.clients_closed = Gate()
         get_loop().call(closed.open)

@@ -32,7 +32,7 @@ class ProxyFactory(Protocol):
 
 
 @pytest.fixture
-def hsock_proxy(hsock_timeout: float) -> Iterator[ProxyFactory]:
+def hsock_proxy(hsock_timeout: float, request: pytest.FixtureRequest) -> Iterator[ProxyFactory]:
     """Start fault proxies: ``hsock_proxy(server)`` or ``hsock_proxy(upstream_host, port)``.
 
     Each returns a started :class:`~pytest_hsocket._proxy.FaultProxy` on 127.0.0.1 and an
@@ -71,6 +71,9 @@ def hsock_proxy(hsock_timeout: float) -> Iterator[ProxyFactory]:
             record=record,
         )
         proxies.append(proxy)
+        # Closed (forwarding what clients sent) before any fixture's teardown, whatever the
+        # order the fixtures were requested in: servers judge after it, clients close after it.
+        request.node.addfinalizer(proxy.close)
         return proxy
 
     yield make

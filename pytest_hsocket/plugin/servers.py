@@ -59,6 +59,10 @@ class _Servers:
         label = name or ("hsock_server" if test.servers == 1 else f"hsock_server #{test.servers}")
         path = None
         if unix:
+            from .._platform import has_unix_sockets, unix_sockets_missing
+
+            if not has_unix_sockets():
+                pytest.skip(unix_sockets_missing())
             self.folders.append(unix_socket_dir())
             path = os.path.join(self.folders[-1], "server.sock")
         context = None
