@@ -96,6 +96,26 @@ def check_seconds(value: object, what: str) -> float:
     return check_real(value, what, noun="a number of seconds")
 
 
+def check_wait(timeout: object, what: str) -> Optional[float]:
+    """Return a blocking helper's timeout: seconds, or ``None`` for no limit.
+
+    A wait has no other spelling of "no limit", so ``inf`` (and anything longer than
+    :data:`SECONDS_MAX`, which no lock can wait) means that; a socket's ``set_timeout`` has
+    one (negative) and refuses ``inf``.
+
+    Raises:
+        TypeError: If it is not a number.
+        ValueError: If it is NaN.
+    """
+    if (
+        isinstance(timeout, (int, float))
+        and not isinstance(timeout, bool)
+        and timeout > SECONDS_MAX
+    ):
+        return None
+    return check_timeout(timeout, what)
+
+
 def default_timeout(value: object, name: str) -> float:
     """Return a module's default timeout (``hsocket.timeout``) as a new socket copies it.
 

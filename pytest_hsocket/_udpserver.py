@@ -11,7 +11,7 @@ import gevent
 from gevent import GreenletExit
 
 from ._address import parse_address
-from ._checks import check_timeout
+from ._checks import SECONDS_MAX, check_wait
 from ._errors import ConnectionClosed, HSocketError, InvalidThreadUseError, ReadTimeout
 from ._faults import check_int, check_rate
 from ._loop import _allocate_lock
@@ -212,7 +212,8 @@ class UdpMockServer(UdpSocket, LocalAddress):
         """Process the datagrams that already arrived (up to ``timeout`` seconds)."""
         if self._loop.on_thread():
             raise InvalidThreadUseError("settle() waits for the loop; call it from the test")
-        limit = self.wait_timeout if timeout is None else check_timeout(timeout, "settle()")
+        wait = self.wait_timeout if timeout is None else check_wait(timeout, "settle()")
+        limit = SECONDS_MAX if wait is None else wait  # inf: no limit (a deadline far away)
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
 
@@ -342,7 +343,8 @@ class UdpTestClient(UdpSocket):
         """
         if self._loop.on_thread():
             raise InvalidThreadUseError("expect() blocks; call it from the test, not a callback")
-        limit = self.wait_timeout if timeout is None else check_timeout(timeout, "expect()")
+        wait = self.wait_timeout if timeout is None else check_wait(timeout, "expect()")
+        limit = SECONDS_MAX if wait is None else wait  # inf: no limit (a deadline far away)
         deadline = time.monotonic() + limit
         while True:
             self.check()

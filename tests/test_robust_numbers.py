@@ -9,6 +9,7 @@ later, on the loop (issue 17, item 16; DESIGN 1b.10). One validator
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -94,20 +95,6 @@ CALLS: list[Any] = [
     ),
     pytest.param(lambda v, p: p[0].downstream.timeout(v), "timeout() seconds", id="toxic-timeout"),
     pytest.param(lambda v, p: p[1].upstream.drop(v), "drop() rate", id="chaos-drop"),
-    pytest.param(lambda v, p: p[1].settle(v), "settle() timeout", id="udp-proxy-settle"),
-    pytest.param(
-        lambda v, _: _udp_server_call(lambda server: server.settle(v)),
-        "settle() timeout",
-        id="udp-server-settle",
-    ),
-    pytest.param(
-        lambda v, _: _udp_server_call(lambda server: UdpTestClient().expect(v)),
-        "expect() timeout",
-        id="udp-client-expect",
-    ),
-    pytest.param(
-        lambda v, _: UdpMockServer().chaos(drop=v).close(), "chaos() drop", id="server-chaos-rate"
-    ),
     pytest.param(lambda v, p: p[1].upstream.duplicate(v), "duplicate() rate", id="chaos-dup"),
     pytest.param(lambda v, p: p[1].upstream.truncate(v, 4), "truncate() rate", id="chaos-trunc"),
     pytest.param(lambda v, p: p[1].upstream.reorder(v), "reorder() rate", id="chaos-reorder"),
@@ -208,12 +195,69 @@ def test_a_module_timeout_in_range_is_copied() -> None:
         hsocket.timeout = saved
 
 
-def test_expect_and_wait_refuse_an_infinite_timeout_at_the_call() -> None:
+WAITS: list[Any] = [
+    pytest.param(lambda c, v: c.expect(b"\n", timeout=v), "expect() timeout", id="tcp-expect"),
+    pytest.param(lambda c, v: c.wait(timeout=v), "wait() timeout", id="tcp-wait"),
+]
+
+
+@pytest.mark.parametrize(("call", "what"), WAITS)
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        pytest.param(float("nan"), ValueError, id="nan"),
+        pytest.param(True, TypeError, id="True"),
+        pytest.param("1", TypeError, id="str"),
+    ],
+)
+def test_a_wait_refuses_what_is_not_a_number_at_the_call(
+    call: Callable[[TestClient, Any], object], what: str, value: Any, error: type[Exception]
+) -> None:
+    # A wait's inf (or 10**400) means no limit (tests/test_defects_expect.py waits on one):
+    # only what is not a number of seconds is refused.
     with MockServer.start() as server, TestClient.open(*server.address) as client:
-        with pytest.raises(ValueError, match=r"^expect\(\) timeout must be"):
-            client.expect(b"\n", timeout=float("inf"))
-        with pytest.raises(ValueError, match=r"^wait\(\) timeout must be"):
-            client.wait(timeout=10**400)
+        with pytest.raises(error, match=rf"^{re.escape(what)} must be"):
+            call(client, value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda s: s.settle, id="udp-server-settle"),
+        pytest.param(lambda s: UdpTestClient().expect, id="udp-client-expect"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        pytest.param(float("nan"), ValueError, id="nan"),
+        pytest.param(True, TypeError, id="True"),
+    ],
+)
+def test_udp_waits_refuse_what_is_not_a_number(
+    make: Callable[[UdpMockServer], Callable[[Any], object]], value: Any, error: type[Exception]
+) -> None:
+    server = UdpMockServer.start()
+    try:
+        with pytest.raises(error, match=r"timeout must be a number of seconds"):
+            make(server)(value)
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("value", [float("inf"), 10**400], ids=["inf", "10**400"])
+def test_a_udp_wait_takes_inf_as_no_limit(value: Any) -> None:
+    # Regression: inf went to a lock wait and raised OverflowError. The answer is asked for
+    # before the wait: it completes without a limit.
+    with UdpMockServer.start() as server:
+        server.expect(b"ping").respond(b"pong")
+        client = UdpTestClient.open(*server.address)
+        try:
+            client.send(b"ping")
+            assert client.expect(value) == b"pong"
+            server.settle(value)
+        finally:
+            client.close()
 
 
 def test_show_never_prints_a_huge_int_whole() -> None:
