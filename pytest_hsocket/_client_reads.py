@@ -168,8 +168,10 @@ class ClientReads(Socket):
             if not ticket.gate.is_open:
                 ticket.abandoned = True
         if ticket.abandoned:
-            # Queued, not waited for: FIFO puts it before anything asked of the loop after.
-            self._loop.call(self._cancel, ticket)
+            # Waited for: the peer's bytes do not queue behind a call to the loop, so a reply
+            # sent right after the caller saw the timeout could still complete this read (seen
+            # under load: 2 of 3 full runs beside three busy loops).
+            self._loop.run_sync(lambda: self._cancel(ticket))
             ticket.gate.open()  # lets a worker thread still waiting on it (aexpect) go
         elif ticket.data is not None:
             data, ticket.data = ticket.data, None
