@@ -95,6 +95,9 @@ CALLS: list[Any] = [
     ),
     pytest.param(lambda v, p: p[0].downstream.timeout(v), "timeout() seconds", id="toxic-timeout"),
     pytest.param(lambda v, p: p[1].upstream.drop(v), "drop() rate", id="chaos-drop"),
+    pytest.param(
+        lambda v, _: UdpMockServer().chaos(drop=v).close(), "chaos() drop", id="server-chaos-rate"
+    ),
     pytest.param(lambda v, p: p[1].upstream.duplicate(v), "duplicate() rate", id="chaos-dup"),
     pytest.param(lambda v, p: p[1].upstream.truncate(v, 4), "truncate() rate", id="chaos-trunc"),
     pytest.param(lambda v, p: p[1].upstream.reorder(v), "reorder() rate", id="chaos-reorder"),
