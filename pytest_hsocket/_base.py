@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, cast
 
 from . import _info
 from ._callbacks import CallbackQueue
-from ._checks import check_callable, check_timeout
+from ._checks import check_callable, check_timeout, default_timeout
 from ._errors import CallbackError, raise_first
 from ._framing import Completed, ReadRequest
 from ._loop import SocketLoop, get_loop
@@ -38,9 +38,7 @@ SERVER, CLIENT = "server", "client"
 
 
 def _default_timeout() -> float:
-    module = sys.modules.get("pytest_hsocket")
-    value = getattr(module, "timeout", -1)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else -1.0
+    return default_timeout(getattr(sys.modules.get("pytest_hsocket"), "timeout", -1), "hsocket")
 
 
 def _takes_client(fn: Callable[..., Any]) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from typing import Optional
 
-from ._faults import DelaySpec, FaultSpec, check_int, check_number, check_rate
+from ._faults import MS_MAX, DelaySpec, FaultSpec, check_int, check_number, check_rate
 from ._lane import Emit, Lane, Stage, Stats
 
 __all__ = [
@@ -248,7 +248,7 @@ class Reorder(ChaosSpec):
     def __init__(self, rate: float, window: int = 3, max_hold_ms: float = 50) -> None:
         self.rate = check_rate(rate, "reorder() rate")
         self.window = check_int(window, "reorder() window", 1)
-        self.max_hold_ms = check_number(max_hold_ms, "reorder() max_hold_ms")
+        self.max_hold_ms = check_number(max_hold_ms, "reorder() max_hold_ms", MS_MAX)
 
     def stage(self, rng: random.Random) -> Stage:
         """Return this effect's state for a lane."""

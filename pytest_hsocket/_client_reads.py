@@ -6,14 +6,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import threading
 import time
 from collections import deque
 from typing import Any, Optional
 
 from ._async import to_thread
 from ._base import log
-from ._checks import check_timeout
+from ._checks import check_wait
 from ._errors import ConnectionClosed, InvalidThreadUseError, LoopError, ReadTimeout
 from ._framing import Completed, ReadRequest, make_request
 from ._loop import _get_ident
@@ -153,8 +152,7 @@ class ClientReads(Socket):
     def _limit(self, timeout: Optional[float], what: str) -> Optional[float]:
         # Seconds to wait, or None for no limit (inf, or more than a lock can wait: an
         # OverflowError from deep inside would leave a read queued).
-        limit = self.wait_timeout if timeout is None else check_timeout(timeout, what)
-        return None if limit > threading.TIMEOUT_MAX else limit
+        return self.wait_timeout if timeout is None else check_wait(timeout, what)
 
     def _queue_expect(
         self, delimiter: ReadDelimiter, tag: int, timeout: Optional[float]

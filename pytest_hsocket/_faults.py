@@ -8,13 +8,18 @@ Nothing here touches a socket, a clock or gevent.
 
 from __future__ import annotations
 
-import math
+from ._checks import FINITE_MAX, SECONDS_MAX, check_real
+
+MS_MAX = SECONDS_MAX * 1000
+"""The longest delay in milliseconds: the longest wait in seconds (``_checks.SECONDS_MAX``)."""
 
 UPSTREAM = "upstream"
 """Client to server: what the code under test sends."""
 DOWNSTREAM = "downstream"
 """Server to client: what the code under test receives."""
 DIRECTIONS = (UPSTREAM, DOWNSTREAM)
+ANY = FINITE_MAX
+"""No bound but a finite float: for a rate, where any size means something."""
 
 
 class FaultSpec:
@@ -47,8 +52,8 @@ class DelaySpec(FaultSpec):
     """
 
     def __init__(self, ms: float, jitter: float = 0) -> None:
-        self.ms = check_number(ms, f"{self.name}() ms")
-        self.jitter = check_number(jitter, f"{self.name}() jitter")
+        self.ms = check_number(ms, f"{self.name}() ms", MS_MAX)
+        self.jitter = check_number(jitter, f"{self.name}() jitter", MS_MAX)
 
     def describe(self) -> str:
         """Return the call that adds this fault, e.g. ``latency(200, jitter=20)``."""
@@ -56,18 +61,19 @@ class DelaySpec(FaultSpec):
         return f"{self.name}({self.ms:g}{jitter})"
 
 
-def check_number(value: object, what: str) -> float:
-    """Return ``value`` as a float if it is a finite number, 0 or more.
+def check_number(value: object, what: str, high: float = SECONDS_MAX) -> float:
+    """Return ``value`` as a float if it is a finite number from 0 to ``high``.
 
+    Args:
+        value: What the caller gave.
+        what: The argument, as messages name it.
+        high: The largest value accepted: :data:`~._checks.SECONDS_MAX` for seconds,
+            :data:`MS_MAX` for milliseconds, :data:`ANY` for a rate with no natural bound.
     Raises:
-        TypeError: If it is not a number (a bool or NaN is not).
-        ValueError: If it is negative or infinite.
+        TypeError: If it is not a number (a bool is not).
+        ValueError: If it is NaN, negative, infinite or larger than ``high``.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise TypeError(f"{what} must be a number, not {value!r}")
-    if value < 0 or math.isinf(value):
-        raise ValueError(f"{what} must be a finite number, 0 or more, not {value!r}")
-    return float(value)
+    return check_real(value, what, high=high)
 
 
 def check_int(value: object, what: str, low: int = 0, bound: str = "") -> int:
@@ -93,14 +99,10 @@ def check_rate(value: object, what: str) -> float:
     """Return ``value`` as a float if it is a probability, from 0 to 1.
 
     Raises:
-        TypeError: If it is not a number (a bool or NaN is not).
-        ValueError: If it is not from 0 to 1.
+        TypeError: If it is not a number (a bool is not).
+        ValueError: If it is NaN or not from 0 to 1.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise TypeError(f"{what} must be a number from 0 to 1, not {value!r}")
-    if not 0 <= value <= 1:
-        raise ValueError(f"{what} must be from 0 to 1, not {value!r}")
-    return float(value)
+    return check_real(value, what, high=1.0)
 
 
 def check_ports(caller: str, upstream_port: object, port: object) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple, Optional, Union
 
+from ._checks import FINITE_MAX, check_real, show
 from ._rules import Script
 from ._transcript import Transcript
 
@@ -58,44 +59,72 @@ def load_recording(path: PathLike) -> list[RecordEntry]:
     """Read a file written by :meth:`FaultProxy.save` (or :func:`dump_recording`).
 
     Args:
-        path: The JSON-lines file; blank lines are skipped.
+        path: The JSON-lines file (UTF-8); blank lines are skipped.
     Returns:
         The pieces, in file order.
     Raises:
-        ValueError: If a line is not a record object, naming the line.
+        ValueError: If a line is not a record object (not UTF-8, not JSON, nested too deep, a
+            key missing, a value of the wrong type or out of range), naming the file and the
+            line. No other exception comes from a file's content.
+        OSError: If the file cannot be read.
     """
     entries = []
-    with open(path, encoding="utf-8") as source:
-        for number, line in enumerate(source, 1):
-            if not line.strip():
-                continue
+    with open(path, "rb") as source:
+        for number, raw in enumerate(source, 1):
             try:
-                entries.append(_parse_entry(json.loads(line)))
-            except (ValueError, TypeError, KeyError) as exc:
+                entry = _parse_line(raw)
+            except (ValueError, TypeError, KeyError, RecursionError) as exc:
                 raise ValueError(
-                    f"{os.fspath(path)!r} line {number} is not a record: {exc}"
-                ) from exc
+                    f"{os.fspath(path)!r} line {number} is not a record: {_reason(exc)}"
+                ) from None
+            if entry is not None:
+                entries.append(entry)
     return entries
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deep"
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r} key" if exc.args else "a key is missing"
+    # One line, whatever the decoder said (a JSON error is one line; keep it so).
+    return " ".join(str(exc).split())[:200]
+
+
+def _parse_line(raw: bytes) -> Optional[RecordEntry]:
+    line = raw.decode("utf-8")  # UnicodeDecodeError is a ValueError: named by the caller
+    if not line.strip():
+        return None
+    return _parse_entry(json.loads(line))
 
 
 def _parse_entry(obj: Any) -> RecordEntry:
     if not isinstance(obj, dict):
-        raise TypeError(f"expected an object, not {obj!r}")
+        raise TypeError(f"expected an object, not {_brief(obj)}")
     if ("text" in obj) == ("b64" in obj):
-        raise KeyError("exactly one of 'text' and 'b64'")
-    data = (
-        obj["text"].encode("utf-8")
-        if "text" in obj
-        else base64.b64decode(obj["b64"], validate=True)
-    )
+        raise ValueError("needs exactly one of 'text' and 'b64'")
+    if "text" in obj:
+        text = obj["text"]
+        if not isinstance(text, str):
+            raise TypeError(f"'text' must be a string, not {_brief(text)}")
+        data = text.encode("utf-8")  # a lone surrogate: UnicodeEncodeError, a ValueError
+    else:
+        b64 = obj["b64"]
+        if not isinstance(b64, str):
+            raise TypeError(f"'b64' must be a string, not {_brief(b64)}")
+        data = base64.b64decode(b64, validate=True)
     direction, conn, t = obj["dir"], obj["conn"], obj["t"]
-    if direction not in DIRECTIONS:
-        raise ValueError(f"'dir' must be 'upstream' or 'downstream', not {direction!r}")
+    if not isinstance(direction, str) or direction not in DIRECTIONS:
+        raise ValueError(f"'dir' must be 'upstream' or 'downstream', not {_brief(direction)}")
     if isinstance(conn, bool) or not isinstance(conn, int):
-        raise TypeError(f"'conn' must be an int, not {conn!r}")
-    if isinstance(t, bool) or not isinstance(t, (int, float)):
-        raise TypeError(f"'t' must be a number, not {t!r}")
-    return RecordEntry(float(t), direction, conn, data)
+        raise TypeError(f"'conn' must be an int, not {_brief(conn)}")
+    seconds = check_real(t, "'t'", high=FINITE_MAX, noun="a number of seconds")
+    return RecordEntry(seconds, direction, conn, data)
+
+
+def _brief(value: object) -> str:
+    shown = show(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def scripts_from_recording(entries: list[RecordEntry]) -> dict[int, Script]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple, Optional, Union
 
+from ._checks import check_seconds
 from ._rule_specs import (
     _NEED,
     _NO,
@@ -56,10 +57,7 @@ def _positive(value: object, what: str, zero: bool = False) -> None:
 
 
 def _seconds(value: object, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a number of seconds, not {value!r}")
-    if value < 0:
-        raise ValueError(f"{what} must not be negative, not {value!r}")
+    check_seconds(value, what)
 
 
 class Action(NamedTuple):
@@ -151,11 +149,7 @@ class Rule:
         Raises:
             TypeError, ValueError: If ``seconds`` is not a non-negative number.
         """
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-            raise TypeError(f"delay() seconds must be a number, not {seconds!r}")
-        if seconds < 0:
-            raise ValueError(f"delay() seconds must not be negative, not {seconds!r}")
-        self._add("delay", float(seconds))
+        self._add("delay", check_seconds(seconds, "delay() seconds"))
         return self
 
     def close(self) -> Rule:

@@ -14,7 +14,7 @@ import math
 import random
 from typing import Optional
 
-from ._faults import DelaySpec, FaultSpec, check_int, check_number
+from ._faults import ANY, DelaySpec, FaultSpec, check_int, check_number
 from ._pipe import CLOSE, RESET, Chunk, Drop, End, Finish, Pipe, Send, Stage, Step, Wait
 
 __all__ = [
@@ -163,7 +163,7 @@ class Bandwidth(ToxicSpec):
     name = "bandwidth"
 
     def __init__(self, bytes_per_second: float) -> None:
-        self.bytes_per_second = check_number(bytes_per_second, "bandwidth() bytes_per_second")
+        self.bytes_per_second = check_number(bytes_per_second, "bandwidth() bytes_per_second", ANY)
         if not self.bytes_per_second:
             raise ValueError("bandwidth() bytes_per_second must be positive, not 0")
 

@@ -14,7 +14,7 @@ import gevent
 from . import _info, _platform
 from ._address import ip_family, parse_address, sockaddr_of
 from ._callbacks import CallbackQueue
-from ._checks import check_callable, check_timeout
+from ._checks import check_callable, check_timeout, default_timeout
 from ._datagram import Datagrams
 from ._errors import CallbackError, raise_first
 from ._listener import _getaddrinfo
@@ -48,7 +48,7 @@ class UdpCore:
         self._loop = get_loop()
         self._callback = fn
         module_timeout = getattr(sys.modules.get("pytest_hsocket.udp"), "timeout", -1)
-        self._timeout = float(module_timeout) if isinstance(module_timeout, (int, float)) else -1.0
+        self._timeout = default_timeout(module_timeout, "hsocket.udp")
         self._io: Optional[Datagrams] = None
         self._bound = False
         self._connected = False
@@ -99,25 +99,27 @@ class UdpCore:
         """Set the largest datagram delivered whole (longer ones are truncated, with a warning).
 
         Args:
-            size: Bytes; IPv4 is capped at 65535.
+            size: Bytes; IPv4 is capped at 65535. 0, as in the original, delivers nothing
+                (every datagram is consumed and dropped).
             version: 4 or 6 for one family; ``None`` for both.
         Returns:
             This socket.
         Raises:
             TypeError: If ``size`` or ``version`` is not an int.
-            ValueError: If ``size`` is not positive or ``version`` is not 4, 6 or None.
+            ValueError: If ``size`` is negative or ``version`` is not 4, 6 or None.
         """
         if isinstance(size, bool) or not isinstance(size, int):
             raise TypeError(f"set_buffer_size() size must be an int, not {size!r}")
-        if size <= 0:
-            raise ValueError(f"set_buffer_size() size must be positive, not {size!r}")
+        if size < 0:
+            raise ValueError(f"set_buffer_size() size must be 0 or more, not {size!r}")
         if version not in (None, 4, 6):
             raise ValueError(f"set_buffer_size() version must be 4, 6 or None, not {version!r}")
         if version in (None, 4):
             self._max4 = min(size, 65535)
         if version in (None, 6):
             self._max6 = min(size, 4294967295)
-        self._loop.call(self._apply_buffer_size)
+        # In force when the call returns: a datagram sent after it is read at the new size.
+        self._loop.run_sync(self._apply_buffer_size)
         return self
 
     def _apply_buffer_size(self) -> None:
@@ -335,7 +337,17 @@ class UdpCore:
 
     # -- reports from the I/O (on the loop) -------------------------------------------------
 
+    def _loopback(self) -> str:
+        # The original binds every interface; we bind loopback only (DESIGN 1b.7), so with
+        # IPv4 disabled the loopback to bind is IPv6's.
+        return "127.0.0.1" if self._ipv4 or not self._ipv6 else "::1"
+
     def _datagram(self, data: bytes, sockaddr: bytes, truncated: bool) -> None:
+        if not data and self._io is not None and self._io.buffer_size == 0:
+            # set_buffer_size(0), as the original: recvfrom gives 0 bytes, which it reads as
+            # "nothing yet", so nothing is ever delivered (the datagram is consumed).
+            log.debug("UDP datagram from %s not delivered: buffer size 0", _where(sockaddr))
+            return
         if truncated:
             log.warning(
                 "UDP datagram from %s truncated to %d bytes: set_buffer_size() receives more",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple, Optional
 
 from ._chaos_handles import Chaos, ChaosDirection
+from ._checks import check_wait
 from ._errors import HSocketError, InvalidThreadUseError
 from ._faults import DIRECTIONS, DOWNSTREAM, UPSTREAM, check_ports
 from ._lane import Stats
@@ -160,7 +161,7 @@ class UdpProxy(Proxy[ChaosDirection]):
         loop = get_loop()
         if loop.on_thread():
             raise InvalidThreadUseError("settle() waits for the loop; call it from the test")
-        limit = self.wait_timeout if timeout is None else timeout
+        limit = self.wait_timeout if timeout is None else check_wait(timeout, "settle()")
         gate = loop.run_sync(self._relay.pull_and_watch)
         if not gate.wait(limit):
             waiting = loop.run_sync(self._relay.pending)

@@ -8,26 +8,38 @@ from collections import deque
 from typing import Any, Optional, Union
 
 import gevent
+from gevent import GreenletExit
 
 from ._address import parse_address
+from ._checks import SECONDS_MAX, check_wait
 from ._errors import ConnectionClosed, HSocketError, InvalidThreadUseError, ReadTimeout
+from ._faults import check_int, check_rate
 from ._loop import _allocate_lock
 from ._mockserver import raise_problems
-from ._script import Conversation, MatchSpec, Rule, Script
+from ._script import Action, Conversation, MatchSpec, Rule, Script
 from ._sync import Gate
 from ._transcript import Transcript
 from ._where import LocalAddress
 from .udp import UdpSocket
 
 
+class _Stop(GreenletExit):  # type: ignore[misc]
+    """Ends a sender's player at close (a GreenletExit: gevent prints nothing)."""
+
+
 class _Peer:
-    __slots__ = ("conversation", "host", "port", "transcript")
+    # One sender: its conversation, and its own player for answers that wait (delay()), so
+    # that one sender's delay never holds back another's answer.
+    __slots__ = ("conversation", "done", "host", "pending", "player", "port", "transcript")
 
     def __init__(self, host: str, port: int, script: Script, name: str) -> None:
         self.host = host
         self.port = port
         self.conversation = Conversation(script)
         self.transcript = Transcript(name)
+        self.pending: deque[Action] = deque()
+        self.player: Any = None  # the greenlet playing ``pending``, while there is one
+        self.done: Optional[Gate] = None  # opens when that player ends
 
 
 class UdpMockServer(UdpSocket, LocalAddress):
@@ -108,19 +120,44 @@ class UdpMockServer(UdpSocket, LocalAddress):
             peer = _Peer(host, port, self.script, f"{self.name} peer {host}:{port}")
             self._peers[sockaddr] = peer
         peer.transcript.record("in", data)
-        for action in peer.conversation.feed_datagram(data):
-            if action.kind == "send":
-                for datagram in self._chaotic(action.data):
-                    peer.transcript.record("out", datagram)
-                    self.send(datagram, peer.host, peer.port)
-            elif action.kind == "delay":
-                gevent.sleep(action.seconds)
-            elif action.kind == "matched":
-                peer.transcript.record("matched", note=action.note)
-            else:
-                peer.conversation.errors.append(
-                    HSocketError(f"a {action.kind}() step does not apply to UDP")
-                )
+        actions = peer.conversation.feed_datagram(data)
+        if peer.player is None and not any(a.kind == "delay" for a in actions):
+            for action in actions:  # nothing waits: answer in this turn, as fast as before
+                self._play(peer, action)
+            return
+        # A step waits: the sender's own greenlet plays it, and every later answer to this
+        # sender queues behind it (its order kept); other senders are not held back.
+        peer.pending.extend(actions)
+        if peer.player is None:
+            peer.done = Gate()
+            peer.player = gevent.spawn(self._play_pending, peer)
+
+    def _play_pending(self, peer: _Peer) -> None:
+        try:
+            while peer.pending:
+                action = peer.pending.popleft()
+                if action.kind == "delay":
+                    gevent.sleep(action.seconds)
+                else:
+                    self._play(peer, action)
+        except Exception as exc:  # kept for check(): never swallowed
+            peer.conversation.errors.append(exc)
+        finally:
+            peer.player = None
+            if peer.done is not None:
+                peer.done.open()
+
+    def _play(self, peer: _Peer, action: Action) -> None:
+        if action.kind == "send":
+            for datagram in self._chaotic(action.data):
+                peer.transcript.record("out", datagram)
+                self.send(datagram, peer.host, peer.port)
+        elif action.kind == "matched":
+            peer.transcript.record("matched", note=action.note)
+        else:
+            peer.conversation.errors.append(
+                HSocketError(f"a {action.kind}() step does not apply to UDP")
+            )
 
     def chaos(
         self,
@@ -143,17 +180,14 @@ class UdpMockServer(UdpSocket, LocalAddress):
         Returns:
             This server. ``chaos_stats`` counts what was done.
         Raises:
-            ValueError: If a rate is outside 0-1 or ``truncate`` is negative.
+            TypeError: If a rate is not a number or ``truncate`` not an int (a bool is neither).
+            ValueError: If a rate is NaN or outside 0-1, or ``truncate`` is negative.
         """
-        for name, rate in (
-            ("drop", drop),
-            ("duplicate", duplicate),
-            ("truncate_rate", truncate_rate),
-        ):
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"chaos() {name} must be between 0 and 1, not {rate!r}")
-        if truncate is not None and truncate < 0:
-            raise ValueError(f"chaos() truncate must be 0 or more, not {truncate!r}")
+        drop = check_rate(drop, "chaos() drop")
+        duplicate = check_rate(duplicate, "chaos() duplicate")
+        truncate_rate = check_rate(truncate_rate, "chaos() truncate_rate")
+        if truncate is not None:
+            truncate = check_int(truncate, "chaos() truncate")
         self._chaos = (drop, duplicate, truncate, truncate_rate, random.Random(seed))
         return self
 
@@ -178,7 +212,8 @@ class UdpMockServer(UdpSocket, LocalAddress):
         """Process the datagrams that already arrived (up to ``timeout`` seconds)."""
         if self._loop.on_thread():
             raise InvalidThreadUseError("settle() waits for the loop; call it from the test")
-        limit = self.wait_timeout if timeout is None else timeout
+        wait = self.wait_timeout if timeout is None else check_wait(timeout, "settle()")
+        limit = SECONDS_MAX if wait is None else wait  # inf: no limit (a deadline far away)
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
 
@@ -189,7 +224,16 @@ class UdpMockServer(UdpSocket, LocalAddress):
                 return pulled, gate
 
             pulled, gate = self._loop.run_sync(pull_and_mark)
-            if not gate.wait(max(deadline - time.monotonic(), 0.0)) or not pulled:
+            if not gate.wait(max(deadline - time.monotonic(), 0.0)):
+                return
+            # Answers still waiting on a delay() are part of what arrived: wait for them too.
+            playing = self._loop.run_sync(
+                lambda: [p.done for p in self._peers.values() if p.player is not None and p.done]
+            )
+            for done in playing:
+                if not done.wait(max(deadline - time.monotonic(), 0.0)):
+                    return
+            if not pulled and not playing:
                 return
 
     def close(self) -> UdpMockServer:
@@ -200,8 +244,15 @@ class UdpMockServer(UdpSocket, LocalAddress):
         """
         if not self.closed():
             self.settle()
+        self._loop.run_sync(self._stop_players)
         super().close()
         return self
+
+    def _stop_players(self) -> None:
+        # Past settle()'s wait: a delay still running is cut short, before the socket goes.
+        for peer in self._peers.values():
+            if peer.player is not None:
+                peer.player.kill(_Stop, block=False)
 
     def problems(self) -> list[str]:
         """Return one line per problem: unmet rules, unexpected datagrams, errors."""
@@ -292,7 +343,8 @@ class UdpTestClient(UdpSocket):
         """
         if self._loop.on_thread():
             raise InvalidThreadUseError("expect() blocks; call it from the test, not a callback")
-        limit = self.wait_timeout if timeout is None else timeout
+        wait = self.wait_timeout if timeout is None else check_wait(timeout, "expect()")
+        limit = SECONDS_MAX if wait is None else wait  # inf: no limit (a deadline far away)
         deadline = time.monotonic() + limit
         while True:
             self.check()

@@ -57,9 +57,13 @@ class UdpSocket(UdpCore):
 
     # -- binding and connecting -------------------------------------------------------------
 
-    def listen(self, port: int, *, host: str = "127.0.0.1") -> Optional[UdpSocket]:
+    def listen(self, port: int, *, host: Optional[str] = None) -> Optional[UdpSocket]:
         """Bind to ``host``:``port`` (0 = the OS picks) to receive datagrams.
 
+        Args:
+            port: The port; 0 lets the OS pick.
+            host: The address to bind; by default the loopback of an enabled IP version:
+                ``127.0.0.1``, or ``::1`` once ``enable_ipv(4, False)`` was called.
         Returns:
             This socket, or ``None`` with ``Unable to bind port: ...`` logged at ERROR
             (in use, bound already, connected already).
@@ -67,10 +71,12 @@ class UdpSocket(UdpCore):
             TypeError, ValueError: For a bad port or host.
         """
         check_port(port, "listen()")
-        if not isinstance(host, str):
+        if host is not None and not isinstance(host, str):
             raise TypeError(f"listen() host must be a str, not {host!r}")
         try:
-            self._loop.run_sync(lambda: self._bind(host, port))
+            self._loop.run_sync(
+                lambda: self._bind(self._loopback() if host is None else host, port)
+            )
         except OSError as exc:
             log.error("Unable to bind port: %s", exc.strerror or exc)
             return None
@@ -368,9 +374,11 @@ def new(fn: Optional[DatagramCallback] = None) -> UdpSocket:
 
 
 def server(
-    port: int, fn: Optional[DatagramCallback] = None, *, host: str = "127.0.0.1"
+    port: int, fn: Optional[DatagramCallback] = None, *, host: Optional[str] = None
 ) -> UdpSocket:
     """Create a UDP socket bound to ``host``:``port`` (0 = the OS picks); call ``receive()``.
+
+    ``host`` is ``127.0.0.1`` by default (see ``UdpSocket.listen``).
 
     Returns:
         The socket; if binding failed (logged at ERROR), as in the original, it is returned

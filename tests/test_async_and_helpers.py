@@ -14,19 +14,22 @@ from .conftest import WAIT
 
 def test_aexpect_under_asyncio_keeps_the_loop_running() -> None:
     with MockServer.start() as server:
-        server.expect(b"PING\r\n").delay(0.05).respond(b"+PONG\r\n")
+        server.expect(b"PING\r\n").respond(b"+PONG\r\n")
         with TestClient.open(*server.address) as client:
             ticks = 0
 
             async def ticker() -> None:
+                # The request is sent from another task, after the await began: the reply
+                # can only come if the event loop kept running while it was awaited.
                 nonlocal ticks
                 while True:
                     ticks += 1
-                    await asyncio.sleep(0.005)
+                    if ticks == 3:
+                        client.write(b"PING\r\n")
+                    await asyncio.sleep(0)
 
             async def main() -> bytes:
                 task = asyncio.ensure_future(ticker())
-                client.write(b"PING\r\n")
                 reply = await client.aexpect(b"\r\n", tag=3)
                 task.cancel()
                 return reply

@@ -344,11 +344,15 @@ def test_a_timed_out_expect_leaves_the_data_for_the_next(pytester: pytest.Pytest
         from pytest_hsocket import ReadTimeout
 
         def test_late_reply(hsock_server, hsock_client):
-            hsock_server.expect(b"SLOW\\n").delay(0.3).respond(b"late\\n")
+            # The reply is asked for only after the timeout: late by order, not by a delay
+            # that a busy machine could outlast.
+            hsock_server.expect(b"SLOW\\n")
+            hsock_server.expect(b"NOW\\n").respond(b"late\\n")
             client = hsock_client(hsock_server)
             client.write(b"SLOW\\n")
             with pytest.raises(ReadTimeout):
                 client.expect(b"\\n", tag=1, timeout=0.05)
+            client.write(b"NOW\\n")
             assert client.expect(b"\\n", tag=2) == b"late\\n"
         """
     )

@@ -285,7 +285,7 @@ def test_commit_refuses_a_stale_step() -> None:
         pytest.param(lambda: Bandwidth(0), ValueError, "positive", id="zero-rate"),
         pytest.param(lambda: Slicer(0), ValueError, "size", id="zero-slice"),
         pytest.param(lambda: Slicer(cast(Any, 1.5)), TypeError, "size", id="float-slice"),
-        pytest.param(lambda: Timeout(float("nan")), TypeError, "seconds", id="nan-timeout"),
+        pytest.param(lambda: Timeout(float("nan")), ValueError, "seconds", id="nan-timeout"),
         pytest.param(lambda: ResetPeer(-1), ValueError, "after_bytes", id="negative-reset"),
         pytest.param(lambda: LimitData(cast(Any, True)), TypeError, "after_bytes", id="bool-limit"),
     ],
@@ -531,35 +531,38 @@ def test_unreachable_upstream_closes_the_client(hsock_proxy: ProxyFactory, conne
 # -- toxics, measured -------------------------------------------------------------------------
 
 
-def test_latency_is_within_20_percent(
+def test_latency_delays_every_round_trip_at_least_by_its_sum(
     hsock_proxy: ProxyFactory, upstream: Callable[[Handler], Upstream], connect: Any
 ) -> None:
+    # Over real sockets only lower bounds hold on a busy machine; the exact schedule is pinned
+    # on the virtual clock above (test_latency_delays_each_chunk_from_its_arrival).
     proxy = hsock_proxy(*upstream(echo).address)
     client = connect(proxy)
-    assert round_trip(client) < 0.02  # the twin: no toxic, no delay
+    round_trip(client)  # the twin: no toxic, the echo comes back
     proxy.downstream.latency(100)
     samples = [round_trip(client) for _ in range(5)]
-    assert all(0.1 <= s <= 0.12 for s in samples), samples
+    assert all(s >= 0.1 for s in samples), samples
     proxy.upstream.latency(100)
     both = round_trip(client)
-    assert 0.2 <= both <= 0.24, both
+    assert both >= 0.2, both
 
 
-def test_bandwidth_is_within_20_percent(
+def test_bandwidth_takes_at_least_size_over_rate(
     hsock_proxy: ProxyFactory, upstream: Callable[[Handler], Upstream], connect: Any
 ) -> None:
+    # The rate's exact schedule is pinned on the virtual clock
+    # (test_bandwidth_spreads_bytes_at_the_rate); over sockets, a lower bound.
     proxy = hsock_proxy(*upstream(blaster(100_000)).address)
     client = connect(proxy)
     client.sendall(b"go\n")
-    start = time.perf_counter()
-    recv_exactly(client, 100_000)
-    assert time.perf_counter() - start < 0.1  # the twin: unlimited
+    recv_exactly(client, 100_000)  # the twin: unlimited
     proxy.downstream.bandwidth(200_000)
-    client.sendall(b"go\n")
     start = time.perf_counter()
+    client.sendall(b"go\n")
     data = recv_exactly(client, 100_000)
     elapsed = time.perf_counter() - start
-    assert 0.4 <= elapsed <= 0.6, f"100 kB at 200 kB/s took {elapsed:.3f} s"
+    # The first tick's worth (1/100 s) may go at once: 0.5 s - 0.01 s at the soonest.
+    assert elapsed >= 0.49, f"100 kB at 200 kB/s took {elapsed:.3f} s"
     assert data == bytes(i % 251 for i in range(100_000))
 
 
@@ -579,9 +582,10 @@ def test_slicer_chunk_sizes_are_exact(
         sizes.append(len(chunk))
         data += chunk
     assert data == message
-    assert sizes == [7] * 14 + [3]
+    # What the proxy sent, piece by piece: a busy client may find two pieces in one recv().
     recorded = [e for e in proxy.records if e.direction == DOWNSTREAM][1:]
-    assert [len(e.data) for e in recorded] == sizes
+    assert [len(e.data) for e in recorded] == [7] * 14 + [3]
+    assert len(sizes) <= 15
     gaps = [b.t - a.t for a, b in zip(recorded, recorded[1:])]
     assert min(gaps) >= 0.01
 
@@ -650,7 +654,7 @@ def test_timeout_stops_forwarding_then_closes(
     data, error = recv_until_end(client)
     elapsed = time.perf_counter() - start
     assert (data, error) == (b"", None)  # the echo was swallowed, then the stream ended
-    assert 0.3 <= elapsed <= 0.36, elapsed
+    assert elapsed >= 0.3, elapsed  # never early; the exact deadline is pinned on the clock
 
 
 def test_timeout_zero_hangs_until_removed(
@@ -678,9 +682,11 @@ def test_toxic_added_while_connected_applies_at_once(
     with proxy.upstream.latency(50) as toxic:
         assert isinstance(toxic, Toxic)
         assert proxy.upstream.toxics == [toxic]
-        assert 0.05 <= round_trip(client) <= 0.06
+        assert round_trip(client) >= 0.05
     assert proxy.upstream.toxics == []
-    assert round_trip(client) < 0.02
+    # Removed: a latency far longer than the wait would fail this round trip if it stayed.
+    proxy.upstream.latency(60_000).remove()
+    round_trip(client)
 
 
 def test_removing_a_slicer_mid_transfer_releases_the_rest(
@@ -691,10 +697,8 @@ def test_removing_a_slicer_mid_transfer_releases_the_rest(
     client = connect(proxy)
     client.sendall(b"go\n")
     head = recv_exactly(client, 5)
-    start = time.perf_counter()
     toxic.remove()
-    rest = recv_exactly(client, 20_000 - 5)
-    assert time.perf_counter() - start < 0.5
+    rest = recv_exactly(client, 20_000 - 5)  # within WAIT (5 s), far under the 200 s
     assert head + rest == bytes(i % 251 for i in range(20_000))
 
 
@@ -709,10 +713,8 @@ def test_removing_latency_releases_held_bytes(
     with pytest.raises(socket.timeout):
         client.recv(100)
     client.settimeout(WAIT)
-    start = time.perf_counter()
     toxic.remove()
-    assert recv_exactly(client, 5) == b"held\n"
-    assert time.perf_counter() - start < 0.1
+    assert recv_exactly(client, 5) == b"held\n"  # within WAIT (5 s), under the 10 s latency
 
 
 def test_clear_removes_every_toxic_of_a_direction(
@@ -846,7 +848,7 @@ def test_works_in_a_gevent_monkey_patched_process(tmp_path: Path) -> None:
         "        reply = plain.recv(100)\n"
         "        elapsed = time.perf_counter() - start\n"
         "server.disconnect()\n"
-        "print(reply, 0.05 <= elapsed < 0.06)\n"
+        "print(reply, elapsed >= 0.05)\n"
     )
     result = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
@@ -1007,7 +1009,7 @@ def test_redis_times_out_under_latency(
     with pytest.raises(redis.exceptions.TimeoutError):
         r.get("greeting")
     elapsed = time.perf_counter() - start
-    assert 0.2 <= elapsed < 0.4, f"socket_timeout=0.2 fired after {elapsed:.3f} s"
+    assert elapsed >= 0.2, f"socket_timeout=0.2 fired after {elapsed:.3f} s"
     toxic.remove()
     assert r.get("greeting") == b"hello"
 

