@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Optional, TypeVar
 
 import pytest_hsocket as hsocket
-from pytest_hsocket._loop import get_loop  # to enable cProfile on the socket loop's thread
+from pytest_hsocket._loop.hub import get_loop  # to enable cProfile on the socket loop's thread
 
 HOST = "127.0.0.1"
 

@@ -101,7 +101,7 @@ from _common import (
 )
 
 import pytest_hsocket as hsocket
-from pytest_hsocket._loop import get_loop  # to read the loop thread's CPU time
+from pytest_hsocket._loop.hub import get_loop  # to read the loop thread's CPU time
 
 CONNECTIONS_FULL = 200
 CONNECTIONS_QUICK = 100

@@ -26,9 +26,8 @@ import logging
 from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
-    from . import udp
-    from ._address import Address, parse_address
-    from ._errors import (
+    from pytest_hsocket._core.address import Address, parse_address
+    from pytest_hsocket._core.errors import (
         CallbackError,
         ConnectionClosed,
         HSocketError,
@@ -36,8 +35,17 @@ if TYPE_CHECKING:
         LoopError,
         ReadTimeout,
     )
-    from ._framing import Announced, Completed, Framer, Prefixed, ReadQueue, ReadRequest
-    from ._tcp import Socket, new, server
+    from pytest_hsocket._core.framing import (
+        Announced,
+        Completed,
+        Framer,
+        Prefixed,
+        ReadQueue,
+        ReadRequest,
+    )
+    from pytest_hsocket._hs.tcp import Socket, new, server
+
+    from . import udp
 
     parseAddress = parse_address
 
@@ -46,24 +54,24 @@ if TYPE_CHECKING:
 # name, never at import (PEP 562).
 _LAZY = {
     "udp": ("udp", None),
-    "Address": ("_address", "Address"),
-    "parse_address": ("_address", "parse_address"),
-    "parseAddress": ("_address", "parse_address"),
-    "CallbackError": ("_errors", "CallbackError"),
-    "ConnectionClosed": ("_errors", "ConnectionClosed"),
-    "HSocketError": ("_errors", "HSocketError"),
-    "InvalidThreadUseError": ("_errors", "InvalidThreadUseError"),
-    "LoopError": ("_errors", "LoopError"),
-    "ReadTimeout": ("_errors", "ReadTimeout"),
-    "Announced": ("_framing", "Announced"),
-    "Completed": ("_framing", "Completed"),
-    "Framer": ("_framing", "Framer"),
-    "Prefixed": ("_framing", "Prefixed"),
-    "ReadQueue": ("_framing", "ReadQueue"),
-    "ReadRequest": ("_framing", "ReadRequest"),
-    "Socket": ("_tcp", "Socket"),
-    "new": ("_tcp", "new"),
-    "server": ("_tcp", "server"),
+    "Address": ("_core.address", "Address"),
+    "parse_address": ("_core.address", "parse_address"),
+    "parseAddress": ("_core.address", "parse_address"),
+    "CallbackError": ("_core.errors", "CallbackError"),
+    "ConnectionClosed": ("_core.errors", "ConnectionClosed"),
+    "HSocketError": ("_core.errors", "HSocketError"),
+    "InvalidThreadUseError": ("_core.errors", "InvalidThreadUseError"),
+    "LoopError": ("_core.errors", "LoopError"),
+    "ReadTimeout": ("_core.errors", "ReadTimeout"),
+    "Announced": ("_core.framing", "Announced"),
+    "Completed": ("_core.framing", "Completed"),
+    "Framer": ("_core.framing", "Framer"),
+    "Prefixed": ("_core.framing", "Prefixed"),
+    "ReadQueue": ("_core.framing", "ReadQueue"),
+    "ReadRequest": ("_core.framing", "ReadRequest"),
+    "Socket": ("_hs.tcp", "Socket"),
+    "new": ("_hs.tcp", "new"),
+    "server": ("_hs.tcp", "server"),
 }
 
 
@@ -75,7 +83,7 @@ def __getattr__(name: str) -> Any:
     # Looked up each time, not cached here: pytester's in-process runs drop the modules first
     # imported during the run from sys.modules, and a cached class would then differ from the
     # one the re-imported modules check against.
-    from ._originals import restore_modules
+    from pytest_hsocket._loop.originals import restore_modules
 
     restore_modules()
     module = importlib.import_module(f"{__name__}.{module_name}")

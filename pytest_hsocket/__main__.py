@@ -12,8 +12,8 @@ import sys
 import threading
 from typing import Optional
 
-from ._transcript import Entry, Transcript, render_entry
-from .testing import ExpectationError, MockServer
+from pytest_hsocket._core.transcript import Entry, Transcript, render_entry
+from pytest_hsocket.testing import ExpectationError, MockServer
 
 
 def _print_entry(transcript: Transcript, entry: Entry) -> None:

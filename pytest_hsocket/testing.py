@@ -15,15 +15,15 @@ the TCP and UDP fault proxies, recordings, and the read requests the I/O-free co
 
 from __future__ import annotations
 
-from ._mockserver import ExpectationError, MockServer
-from ._proxy import FaultProxy
-from ._reads import make_request
-from ._record import RecordEntry, dump_recording, load_recording
-from ._script import Rule, Script, Until, until
-from ._testclient import TestClient, open_client
-from ._transcript import TaggedBytes, Transcript
-from ._udp_proxy import UdpProxy
-from ._udpserver import UdpMockServer, UdpTestClient
+from pytest_hsocket._core.reads import make_request
+from pytest_hsocket._core.record import RecordEntry, dump_recording, load_recording
+from pytest_hsocket._core.script import Rule, Script, Until, until
+from pytest_hsocket._core.transcript import TaggedBytes, Transcript
+from pytest_hsocket._helpers.mockserver import ExpectationError, MockServer
+from pytest_hsocket._helpers.proxy import FaultProxy
+from pytest_hsocket._helpers.testclient import TestClient, open_client
+from pytest_hsocket._helpers.udp_proxy import UdpProxy
+from pytest_hsocket._helpers.udpserver import UdpMockServer, UdpTestClient
 
 __all__ = [
     "ExpectationError",

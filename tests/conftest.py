@@ -112,7 +112,7 @@ def _live_greenlets() -> int:
     from gevent.hub import Hub
     from gevent.threadpool import _WorkerGreenlet as PoolWorker
 
-    from pytest_hsocket._callbacks import CallbackWorker
+    from pytest_hsocket._loop.callbacks import CallbackWorker
 
     return sum(
         1
@@ -140,7 +140,7 @@ def _user_threads() -> int:
 def pytest_sessionstart(session: pytest.Session) -> None:
     import gc
 
-    from pytest_hsocket._loop import get_loop
+    from pytest_hsocket._loop.hub import get_loop
 
     get_loop()  # its own descriptors are not a leak
     gc.collect()
@@ -171,7 +171,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Tests of Unix domain sockets cannot run where this Python has no AF_UNIX (some Windows
     # builds): they skip with the reason instead of failing on socket.AF_UNIX.
-    from pytest_hsocket import _platform
+    from pytest_hsocket._core import platform as _platform
 
     if _platform.has_unix_sockets():
         return

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pytest_hsocket as hsocket
-from pytest_hsocket._address import encode_sockaddr
+from pytest_hsocket._core.address import encode_sockaddr
 
 
 def test_original_ipv4_vector() -> None:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_hsocket import Announced, Framer, Prefixed
-from pytest_hsocket._framing import Completed, ReadQueue, make_request
+from pytest_hsocket._core.framing import Completed, ReadQueue, make_request
 
 
 def _varint(value: int) -> bytes:

@@ -162,7 +162,7 @@ def test_a_helper_failure_shows_the_test_frame_not_ours(pytester: pytest.Pyteste
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([">       client.expect(*timeout=0.2)", "E   *ReadTimeout*"])
     result.stdout.no_fnmatch_line("*_refuse_on_loop*")
-    result.stdout.no_fnmatch_line("*_client_reads.py*")
+    result.stdout.no_fnmatch_line("*_helpers/client_reads.py*")
 
 
 def test_binary_data_no_rule_can_compare_to_is_hexdumped(pytester: pytest.Pytester) -> None:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_hsocket import Announced, Framer, Prefixed
-from pytest_hsocket._script import Conversation, Script, until
+from pytest_hsocket._core.script import Conversation, Script, until
 
 
 def _pg(kind: bytes, payload: bytes) -> bytes:

@@ -10,8 +10,8 @@ import gevent
 import gevent.event
 import greenlet
 
-from pytest_hsocket._callbacks import _IDLE, MAX_IDLE_WORKERS, CallbackQueue, CallbackWorker
-from pytest_hsocket._loop import get_loop
+from pytest_hsocket._loop.callbacks import _IDLE, MAX_IDLE_WORKERS, CallbackQueue, CallbackWorker
+from pytest_hsocket._loop.hub import get_loop
 
 from .conftest import WAIT
 

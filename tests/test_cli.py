@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pytest_hsocket._record import RecordEntry, dump_recording
+from pytest_hsocket._core.record import RecordEntry, dump_recording
 
 from .conftest import WAIT
 

@@ -90,7 +90,7 @@ def test_base_exception_in_every_kind_of_callback_is_kept_and_raised(
 
 def _wait_for_error(sock: hsocket.Socket) -> None:
     # A round trip through the socket loop runs after the callback batch that raised.
-    from pytest_hsocket._loop import get_loop
+    from pytest_hsocket._loop.hub import get_loop
 
     for _ in range(100):
         if sock.callback_errors:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pytest
 
 import pytest_hsocket as hsocket
-from pytest_hsocket._loop import get_loop
+from pytest_hsocket._loop.hub import get_loop
 from pytest_hsocket.testing import TestClient
 
 from .conftest import WAIT

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from pytest_hsocket._proxy import FaultProxy
+from pytest_hsocket._helpers.proxy import FaultProxy
 
 from .conftest import WAIT
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import pytest_hsocket as hsocket
-from pytest_hsocket._loop import get_loop
+from pytest_hsocket._loop.hub import get_loop
 from pytest_hsocket.testing import TestClient
 
 from .conftest import WAIT, Inbox, Signal, port_of

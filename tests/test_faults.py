@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pytest_hsocket._script import Conversation, Script
+from pytest_hsocket._core.script import Conversation, Script
 from pytest_hsocket.testing import MockServer
 
 from .conftest import WAIT

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_hsocket._fragment import Cut, Fragmenter
+from pytest_hsocket._core.fragment import Cut, Fragmenter
 
 CLIENTS = """
 import socket

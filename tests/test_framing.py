@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_hsocket._framing import (
+from pytest_hsocket._core.framing import (
     AVAILABLE,
     Completed,
     Prefixed,
@@ -530,7 +530,7 @@ def test_available_read_takes_whatever_is_buffered() -> None:
 
 
 def test_barrier_holds_later_reads_until_popped() -> None:
-    from pytest_hsocket._framing import BARRIER
+    from pytest_hsocket._core.framing import BARRIER
 
     queue = ReadQueue()
     queue.push(ReadRequest(b"\n", 1))

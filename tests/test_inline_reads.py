@@ -11,10 +11,10 @@ import greenlet
 import pytest
 
 import pytest_hsocket as hsocket
-from pytest_hsocket._callbacks import CallbackWorker
-from pytest_hsocket._loop import get_loop
-from pytest_hsocket._read_delivery import INLINE_LIMIT, ReadDelivery
-from pytest_hsocket._rules import Action, Rule
+from pytest_hsocket._core.rules import Action, Rule
+from pytest_hsocket._hs.read_delivery import INLINE_LIMIT, ReadDelivery
+from pytest_hsocket._loop.callbacks import CallbackWorker
+from pytest_hsocket._loop.hub import get_loop
 from pytest_hsocket.testing import MockServer, TestClient
 
 from .conftest import WAIT, port_of

@@ -1,4 +1,4 @@
-"""The platform differences in ``pytest_hsocket._platform``: real where this OS allows, and
+"""The platform differences in ``pytest_hsocket._core.platform``: real where this OS allows, and
 simulated (its facts monkeypatched) for the platforms CI here does not run."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import socket
 import pytest
 
 import pytest_hsocket as hsocket
-from pytest_hsocket import _platform
-from pytest_hsocket._listener import bind_listener
+from pytest_hsocket._core import platform as _platform
+from pytest_hsocket._io.listener import bind_listener
 
 PLATFORMS = ["linux", "darwin", "win32", "freebsd14", "cygwin"]
 
@@ -33,7 +33,7 @@ def test_unix_server_fixture_skips_with_the_reason_without_af_unix(
         """
         import socket
         import pytest
-        from pytest_hsocket import _platform
+        from pytest_hsocket._core import platform as _platform
 
         @pytest.fixture(autouse=True)
         def no_af_unix(monkeypatch):

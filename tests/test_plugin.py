@@ -101,7 +101,7 @@ def test_wait_timeout_names_tag_delimiter_and_buffer(pytester: pytest.Pytester) 
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "E * pytest_hsocket._errors.ReadTimeout: no data for read to b'\\r\\n' (tag 7) "
+            "E * pytest_hsocket._core.errors.ReadTimeout: no data for read to b'\\r\\n' (tag 7) "
             "within 0.2 s; 3 bytes buffered: b'+PO'",
         ]
     )
@@ -121,7 +121,7 @@ def test_peer_close_error_shows_the_bytes_it_had(pytester: pytest.Pytester) -> N
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "E * pytest_hsocket._errors.ConnectionClosed: peer closed after b'+PO' "
+            "E * pytest_hsocket._core.errors.ConnectionClosed: peer closed after b'+PO' "
             "while reading to b'\\r\\n', tag 7",
         ]
     )

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_hsocket._pool import ServerPool
+from pytest_hsocket._helpers.pool import ServerPool
 from pytest_hsocket.testing import MockServer, TestClient, open_client
 
 WAIT = 5.0

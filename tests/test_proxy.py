@@ -31,18 +31,7 @@ from hypothesis import strategies as st
 from redis.backoff import AbstractBackoff, NoBackoff
 from redis.retry import Retry
 
-from pytest_hsocket._loop import get_loop
-from pytest_hsocket._mockserver import MockServer
-from pytest_hsocket._proxy import (
-    DOWNSTREAM,
-    UPSTREAM,
-    FaultProxy,
-    RecordEntry,
-    Toxic,
-    dump_recording,
-    load_recording,
-)
-from pytest_hsocket._toxics import (
+from pytest_hsocket._core.toxics import (
     CLOSE,
     RESET,
     Bandwidth,
@@ -59,6 +48,17 @@ from pytest_hsocket._toxics import (
     ToxicSpec,
     Wait,
 )
+from pytest_hsocket._helpers.mockserver import MockServer
+from pytest_hsocket._helpers.proxy import (
+    DOWNSTREAM,
+    UPSTREAM,
+    FaultProxy,
+    RecordEntry,
+    Toxic,
+    dump_recording,
+    load_recording,
+)
+from pytest_hsocket._loop.hub import get_loop
 from pytest_hsocket.plugin.proxy import ProxyFactory
 
 WAIT = 5.0
@@ -784,7 +784,7 @@ def _live_greenlets() -> int:
     import greenlet
     from gevent.hub import Hub
 
-    from pytest_hsocket._callbacks import CallbackWorker
+    from pytest_hsocket._loop.callbacks import CallbackWorker
 
     gc.collect()
     return sum(
@@ -837,7 +837,7 @@ def test_works_in_a_gevent_monkey_patched_process(tmp_path: Path) -> None:
         "from gevent import monkey; monkey.patch_all()\n"
         "import socket, time\n"
         "import pytest_hsocket as hsocket\n"
-        "from pytest_hsocket._proxy import FaultProxy\n"
+        "from pytest_hsocket._helpers.proxy import FaultProxy\n"
         "server = hsocket.server(0, lambda d, t, c: c.write(d.upper()))\n"
         "server.on_connect(lambda c: c.read(b'\\n'))\n"
         "with FaultProxy.start('127.0.0.1', server.info()['localPort']) as proxy:\n"

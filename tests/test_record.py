@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_hsocket._record import (
+from pytest_hsocket._core.record import (
     RecordEntry,
     dump_recording,
     load_recording,

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import pytest_hsocket as hsocket
-from pytest_hsocket._script import Conversation, Script, until
+from pytest_hsocket._core.script import Conversation, Script, until
 
 from .conftest import WAIT, Inbox, Signal, port_of
 
@@ -272,7 +272,7 @@ def test_mock_server_matching_fed_random_bytes_never_raises(data: list[bytes]) -
 def test_fuzz_framing_any_split_same_result(
     reads: list[object], data: bytes, cuts: list[int]
 ) -> None:
-    from pytest_hsocket._framing import ReadQueue, make_request
+    from pytest_hsocket._core.framing import ReadQueue, make_request
 
     def run(pieces: list[bytes]) -> tuple[list[object], bytes]:
         queue = ReadQueue()
@@ -333,7 +333,7 @@ def test_server_keeps_accepting_after_running_out_of_descriptors(tmp_path: Any) 
 
 _LISTENER_CYCLES = """
 import pytest_hsocket as hsocket
-from pytest_hsocket._pool import ServerPool
+from pytest_hsocket._helpers.pool import ServerPool
 
 pool = ServerPool()
 for _ in range(3000):

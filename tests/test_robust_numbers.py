@@ -17,10 +17,10 @@ import pytest
 
 import pytest_hsocket as hsocket
 from pytest_hsocket import udp
-from pytest_hsocket._chaos import Delay, Drop, Duplicate, Reorder, Truncate
-from pytest_hsocket._checks import SECONDS_MAX, check_real, show
-from pytest_hsocket._proxy import FaultProxy
-from pytest_hsocket._udp_proxy import UdpProxy
+from pytest_hsocket._core.chaos import Delay, Drop, Duplicate, Reorder, Truncate
+from pytest_hsocket._core.checks import SECONDS_MAX, check_real, show
+from pytest_hsocket._helpers.proxy import FaultProxy
+from pytest_hsocket._helpers.udp_proxy import UdpProxy
 from pytest_hsocket.testing import MockServer, Script, TestClient, UdpMockServer, UdpTestClient
 
 BAD: list[Any] = [

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_hsocket._record import RecordEntry, load_recording
+from pytest_hsocket._core.record import RecordEntry, load_recording
 
 GOOD = '{"t": 0, "dir": "upstream", "conn": 1, "text": "ok"}'
 DEEP = "[" * 100_000 + "]" * 100_000

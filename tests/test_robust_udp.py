@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from pytest_hsocket import udp
-from pytest_hsocket._address import parse_address
+from pytest_hsocket._core.address import parse_address
 from pytest_hsocket.testing import UdpMockServer
 
 from .conftest import WAIT

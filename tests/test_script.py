@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_hsocket._script import Action, Conversation, Script, until
+from pytest_hsocket._core.script import Action, Conversation, Script, until
 
 
 def _sent(actions: list[Action]) -> list[bytes]:

@@ -32,7 +32,7 @@ def test_unix_socket_file_is_0600_and_removed_at_close(tmp_path: Path) -> None:
 def test_start_tls_verifies_by_default() -> None:
     import ssl
 
-    from pytest_hsocket._tls import client_context
+    from pytest_hsocket._io.tls import client_context
 
     context = client_context()
     assert context.verify_mode == ssl.CERT_REQUIRED

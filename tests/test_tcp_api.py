@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import pytest_hsocket as hsocket
-from pytest_hsocket._loop import get_loop
+from pytest_hsocket._loop.hub import get_loop
 
 from .conftest import WAIT, Inbox, Signal, _live_greenlets, port_of
 

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 import pytest_hsocket as hsocket
-from pytest_hsocket._stream import HIGH_WATER
+from pytest_hsocket._io.stream import HIGH_WATER
 
 from .conftest import WAIT, Inbox, Signal, port_of
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_hsocket._transcript import Transcript, diff, hexdump, is_printable, show
+from pytest_hsocket._core.transcript import Transcript, diff, hexdump, is_printable, show
 
 
 def _clock() -> float:
@@ -72,7 +72,7 @@ def test_transcript_renders_each_event() -> None:
 
 
 def test_str_of_a_transcript_is_the_conversation() -> None:
-    from pytest_hsocket._transcript import Transcript
+    from pytest_hsocket._core.transcript import Transcript
 
     transcript = Transcript("hsock_server connection 1", clock=iter([0.0, 0.5, 1.0]).__next__)
     transcript.record("in", b"PING\r\n")

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 import pytest
 
 from pytest_hsocket import HSocketError, udp
-from pytest_hsocket._chaos import (
+from pytest_hsocket._core.chaos import (
     ChaosSpec,
     Delay,
     Drop,
@@ -30,8 +30,8 @@ from pytest_hsocket._chaos import (
     Reorder,
     Truncate,
 )
-from pytest_hsocket._errors import ReadTimeout
-from pytest_hsocket._udp_proxy import UdpProxy
+from pytest_hsocket._core.errors import ReadTimeout
+from pytest_hsocket._helpers.udp_proxy import UdpProxy
 from pytest_hsocket.plugin.udp_proxy import UdpProxyFactory
 from pytest_hsocket.testing import UdpMockServer, UdpTestClient
 

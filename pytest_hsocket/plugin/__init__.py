@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import pytest
 
-from .assertions import pytest_assertrepr_compare
-from .options import pytest_addoption, pytest_configure, show_transcripts
-from .state import (
+from pytest_hsocket.plugin.assertions import pytest_assertrepr_compare
+from pytest_hsocket.plugin.options import pytest_addoption, pytest_configure, show_transcripts
+from pytest_hsocket.plugin.state import (
     FRAGMENTER,
     HsockTest,
     current_test,
@@ -25,20 +25,20 @@ from .state import (
     pytest_sessionfinish,
     state_of,
 )
-from .tls import TlsMaterial
+from pytest_hsocket.plugin.tls import TlsMaterial
 
 # The fixtures are declared here, and their bodies (with the library) load when a test first
 # requests one: pytest must see every fixture at startup, but need not import what it does.
 if TYPE_CHECKING:
     import trustme
 
-    from .._fragment import Fragmenter
-    from .._mockserver import MockServer
-    from .._udpserver import UdpMockServer, UdpTestClient
-    from .fixtures import ClientFactory
-    from .proxy import ProxyFactory
-    from .servers import ServerFactory
-    from .udp_proxy import UdpProxyFactory
+    from pytest_hsocket._core.fragment import Fragmenter
+    from pytest_hsocket._helpers.mockserver import MockServer
+    from pytest_hsocket._helpers.udpserver import UdpMockServer, UdpTestClient
+    from pytest_hsocket.plugin.fixtures import ClientFactory
+    from pytest_hsocket.plugin.proxy import ProxyFactory
+    from pytest_hsocket.plugin.servers import ServerFactory
+    from pytest_hsocket.plugin.udp_proxy import UdpProxyFactory
 
 _PROTOCOLS = {
     "ClientFactory": "fixtures",
@@ -174,7 +174,7 @@ def hsock_tls_server(hsock_server_factory: ServerFactory) -> MockServer:
 def hsock_proxy(hsock_timeout: float, request: pytest.FixtureRequest) -> Iterator[ProxyFactory]:
     """Start fault proxies: ``hsock_proxy(server)`` or ``hsock_proxy(upstream_host, port)``.
 
-    Each returns a started :class:`~pytest_hsocket._proxy.FaultProxy` on 127.0.0.1 and an
+    Each returns a started :class:`~pytest_hsocket._helpers.proxy.FaultProxy` on 127.0.0.1 and an
     OS-chosen port that forwards every connection to the upstream; point the code under test at
     ``proxy.address`` and add toxics with ``proxy.upstream`` / ``proxy.downstream``. The proxy
     gives up reaching the upstream after ``hsock_timeout`` seconds. All are closed at teardown.
@@ -188,7 +188,7 @@ def hsock_proxy(hsock_timeout: float, request: pytest.FixtureRequest) -> Iterato
 def hsock_udp_proxy(hsock_timeout: float) -> Iterator[UdpProxyFactory]:
     """Start UDP chaos proxies: ``hsock_udp_proxy(server)`` or ``hsock_udp_proxy(host, port)``.
 
-    Each returns a running :class:`~pytest_hsocket._udp_proxy.UdpProxy` on 127.0.0.1 and an
+    Each returns a running :class:`~pytest_hsocket._helpers.udp_proxy.UdpProxy` on 127.0.0.1 and an
     OS-chosen port that forwards every datagram to the upstream (each client through its own
     socket); point the code under test at ``proxy.address`` and add chaos with
     ``proxy.upstream`` / ``proxy.downstream``. ``seed`` makes the random decisions repeatable;

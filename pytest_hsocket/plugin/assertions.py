@@ -17,7 +17,7 @@ def pytest_assertrepr_compare(
         return None
     # Tagged data exists only once the library has loaded: a run that never used it pays
     # nothing here, not even the import.
-    transcript = sys.modules.get("pytest_hsocket._transcript")
+    transcript = sys.modules.get("pytest_hsocket._core.transcript")
     if transcript is None:
         return None
     TaggedBytes, diff = transcript.TaggedBytes, transcript.diff

@@ -7,19 +7,19 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
 
 import pytest
 
-from .._errors import CallbackError
-from .._loop import get_loop
-from .state import FRAGMENTER, current_test
-from .tls import TlsMaterial, client_tls_context
+from pytest_hsocket._core.errors import CallbackError
+from pytest_hsocket._loop.hub import get_loop
+from pytest_hsocket.plugin.state import FRAGMENTER, current_test
+from pytest_hsocket.plugin.tls import TlsMaterial, client_tls_context
 
 # The library (gevent, ssl, trustme) loads when a test first uses a fixture, not with the plugin.
 if TYPE_CHECKING:
     import trustme
 
-    from .._fragment import Fragmenter
-    from .._mockserver import MockServer
-    from .._testclient import TestClient
-    from .._udpserver import UdpMockServer, UdpTestClient
+    from pytest_hsocket._core.fragment import Fragmenter
+    from pytest_hsocket._helpers.mockserver import MockServer
+    from pytest_hsocket._helpers.testclient import TestClient
+    from pytest_hsocket._helpers.udpserver import UdpMockServer, UdpTestClient
 
 
 class ClientFactory(Protocol):
@@ -48,7 +48,7 @@ def hsock_fragmentation() -> Optional[Fragmenter]:
     run = callspec.params.get("hsock_fragmentation") if callspec is not None else None
     if run is None:
         return None
-    from .._fragment import Fragmenter
+    from pytest_hsocket._core.fragment import Fragmenter
 
     marker = node.get_closest_marker("hsock_fragment")
     pause = float(marker.kwargs.get("pause", 0.002)) if marker is not None else 0.002
@@ -59,8 +59,8 @@ def hsock_fragmentation() -> Optional[Fragmenter]:
 
 def hsock_client() -> Iterator[ClientFactory]:
     """The body of the ``hsock_client`` fixture (the plugin module declares it)."""
-    from .._sync import Gate
-    from .._testclient import open_client
+    from pytest_hsocket._helpers.testclient import open_client
+    from pytest_hsocket._loop.sync import Gate
 
     test = current_test()
     timeout, material = test.timeout, test.material
@@ -105,8 +105,8 @@ def hsock_client() -> Iterator[ClientFactory]:
 
 def hsock_udp_server() -> Iterator[UdpMockServer]:
     """The body of the ``hsock_udp_server`` fixture (the plugin module declares it)."""
-    from .._mockserver import ExpectationError
-    from .._udpserver import UdpMockServer
+    from pytest_hsocket._helpers.mockserver import ExpectationError
+    from pytest_hsocket._helpers.udpserver import UdpMockServer
 
     test = current_test()
     server = UdpMockServer.start(wait_timeout=test.timeout)
@@ -126,7 +126,7 @@ def hsock_udp_server() -> Iterator[UdpMockServer]:
 
 def hsock_udp_client() -> Iterator[Callable[..., UdpTestClient]]:
     """The body of the ``hsock_udp_client`` fixture (the plugin module declares it)."""
-    from .._udpserver import UdpTestClient
+    from pytest_hsocket._helpers.udpserver import UdpTestClient
 
     test = current_test()
     sources, timeout = test.sources, test.timeout

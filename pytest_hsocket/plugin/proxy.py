@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional, Protocol, Union
 if TYPE_CHECKING:
     import pytest
 
-    from .._proxy import FaultProxy
+    from pytest_hsocket._helpers.proxy import FaultProxy
 
 
 class HasAddress(Protocol):
@@ -34,7 +34,9 @@ class ProxyFactory(Protocol):
 
 def hsock_proxy(hsock_timeout: float, request: pytest.FixtureRequest) -> Iterator[ProxyFactory]:
     """The body of the ``hsock_proxy`` fixture (the plugin module declares it)."""
-    from .._proxy import FaultProxy  # the library loads when a test first uses the fixture
+    from pytest_hsocket._helpers.proxy import (
+        FaultProxy,  # the library loads when a test first uses the fixture
+    )
 
     proxies: list[FaultProxy] = []
 

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Optional, Protocol
 
 import pytest
 
-from .state import current_test
-from .tls import server_tls_context
+from pytest_hsocket.plugin.state import current_test
+from pytest_hsocket.plugin.tls import server_tls_context
 
 if TYPE_CHECKING:
-    from .._fragment import Fragmenter
-    from .._mockserver import MockServer
+    from pytest_hsocket._core.fragment import Fragmenter
+    from pytest_hsocket._helpers.mockserver import MockServer
 
 
 class ServerFactory(Protocol):
@@ -55,15 +55,15 @@ class _Servers:
         tls: bool = False,
         mutual: bool = False,
     ) -> MockServer:
-        from .._mockserver import MockServer, unix_socket_dir
-        from .._pool import ServerPool
+        from pytest_hsocket._helpers.mockserver import MockServer, unix_socket_dir
+        from pytest_hsocket._helpers.pool import ServerPool
 
         test = self.test
         test.servers += 1
         label = name or ("hsock_server" if test.servers == 1 else f"hsock_server #{test.servers}")
         path = None
         if unix:
-            from .._platform import has_unix_sockets, unix_sockets_missing
+            from pytest_hsocket._core.platform import has_unix_sockets, unix_sockets_missing
 
             if not has_unix_sockets():
                 pytest.skip(unix_sockets_missing())
@@ -91,7 +91,7 @@ class _Servers:
         return server
 
     def finish(self) -> None:
-        from .._mockserver import ExpectationError
+        from pytest_hsocket._helpers.mockserver import ExpectationError
 
         pool = self.pool
         for server in self.servers:

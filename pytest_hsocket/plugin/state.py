@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import pytest
 
-from .._errors import CallbackError
-from .._loop import RUN_SYNC_TIMEOUT, peek_loop
-from .._originals import keep_loaded_modules, restore_modules
-from .options import reuse_ports, wait_timeout
-from .tls import TlsMaterial, tls_material
+from pytest_hsocket._core.errors import CallbackError
+from pytest_hsocket._loop.hub import RUN_SYNC_TIMEOUT, peek_loop
+from pytest_hsocket._loop.originals import keep_loaded_modules, restore_modules
+from pytest_hsocket.plugin.options import reuse_ports, wait_timeout
+from pytest_hsocket.plugin.tls import TlsMaterial, tls_material
 
 if TYPE_CHECKING:
-    from .._fragment import Fragmenter
-    from .._pool import ServerPool
-    from .._sync import Gate
+    from pytest_hsocket._core.fragment import Fragmenter
+    from pytest_hsocket._helpers.pool import ServerPool
+    from pytest_hsocket._loop.sync import Gate
 
 FRAGMENTER: pytest.StashKey[Fragmenter] = pytest.StashKey()
 """Per test: the fragmentation run of ``@pytest.mark.hsock_fragment``, for its report."""
@@ -84,7 +84,7 @@ class HsockTest:
             return None
         pool = config.stash.get(_POOL, None)
         if pool is None:
-            from .._pool import ServerPool
+            from pytest_hsocket._helpers.pool import ServerPool
 
             pool = config.stash[_POOL] = ServerPool()
         return pool

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Optional, Protocol, Union
 
 if TYPE_CHECKING:
-    from .._udp_proxy import UdpProxy
-from .proxy import HasAddress
+    from pytest_hsocket._helpers.udp_proxy import UdpProxy
+from pytest_hsocket.plugin.proxy import HasAddress
 
 
 class UdpProxyFactory(Protocol):
@@ -24,7 +24,9 @@ class UdpProxyFactory(Protocol):
 
 def hsock_udp_proxy(hsock_timeout: float) -> Iterator[UdpProxyFactory]:
     """The body of the ``hsock_udp_proxy`` fixture (the plugin module declares it)."""
-    from .._udp_proxy import UdpProxy  # the library loads when a test first uses the fixture
+    from pytest_hsocket._helpers.udp_proxy import (
+        UdpProxy,  # the library loads when a test first uses the fixture
+    )
 
     proxies: list[UdpProxy] = []
 

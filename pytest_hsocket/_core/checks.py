@@ -1,0 +1,204 @@
+"""Argument checks shared by the public API: each raises a one-line TypeError/ValueError that
+names the argument and shows the value."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import threading
+from typing import Optional
+
+from pytest_hsocket._core.platform import unix_path_max
+
+log = logging.getLogger(__name__)
+
+UNIX_PATH_MAX = unix_path_max()
+
+SECONDS_MAX = threading.TIMEOUT_MAX
+"""The longest wait in seconds (~292 years on 64-bit Linux): the stdlib's own limit for a
+thread's wait, which every blocking helper ends in; more is refused, never an OverflowError."""
+
+FINITE_MAX = sys.float_info.max
+"""No bound but a finite float: for a rate or a time stamp, where any size means something."""
+
+
+def show(value: object) -> str:
+    """Return ``repr(value)``, short for an int too long to print (``10**400``).
+
+    An int of thousands of digits has no repr at all (``sys.set_int_max_str_digits``), and one
+    of hundreds would fill the error line.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        digits = math.floor(value.bit_length() * math.log10(2)) + 1
+        return f"{'a negative' if value < 0 else 'an'} int of about {digits} digits"
+    return repr(value)
+
+
+def check_real(
+    value: object,
+    what: str,
+    *,
+    low: Optional[float] = 0.0,
+    high: float = SECONDS_MAX,
+    noun: str = "a number",
+) -> float:
+    """Return ``value`` as a float if it is a finite number from ``low`` to ``high``.
+
+    The one check of every number the public API turns into a float: a timeout, a delay, a
+    rate, a toxic's milliseconds. ``10**400``, ``inf`` and ``nan`` are a ``ValueError`` naming
+    the argument here, never an ``OverflowError`` from deep inside later.
+
+    Args:
+        value: What the caller gave.
+        what: The argument, as messages name it (``"set_timeout() timeout"``).
+        low: The smallest value accepted; ``None`` accepts down to ``-high``.
+        high: The largest value accepted (finite).
+        noun: What the argument is, as messages say it (``"a number of seconds"``).
+    Returns:
+        The value as a float.
+    Raises:
+        TypeError: If it is not an int or a float (a bool is not).
+        ValueError: If it is NaN, infinite, or outside ``low``-``high``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be {noun}, not {show(value)}")
+    if value != value:
+        raise ValueError(f"{what} must be {noun}, not nan")
+    if low is None:
+        if not -high <= value <= high:
+            raise ValueError(
+                f"{what} must be {noun} of at most {_plain(high)} either way "
+                f"(negative = none), not {show(value)}"
+            )
+    elif value < low:
+        bound = "not be negative" if low == 0 else f"be {_plain(low)} or more"
+        raise ValueError(f"{what} must {bound}, not {show(value)}")
+    elif value > high:
+        raise ValueError(f"{what} must be at most {_plain(high)}, not {show(value)}")
+    return float(value)
+
+
+def _plain(bound: float) -> str:
+    if abs(bound) >= 1e16:
+        return f"{bound:.3g}"
+    return str(int(bound)) if bound == int(bound) else repr(bound)
+
+
+def check_seconds(value: object, what: str) -> float:
+    """Return ``value`` as a float if it is a duration: 0 to :data:`SECONDS_MAX` seconds.
+
+    Raises:
+        TypeError: If it is not a number.
+        ValueError: If it is negative, NaN, infinite or too large.
+    """
+    return check_real(value, what, noun="a number of seconds")
+
+
+def check_wait(timeout: object, what: str) -> Optional[float]:
+    """Return a blocking helper's timeout: seconds, or ``None`` for no limit.
+
+    A wait has no other spelling of "no limit", so ``inf`` (and anything longer than
+    :data:`SECONDS_MAX`, which no lock can wait) means that; a socket's ``set_timeout`` has
+    one (negative) and refuses ``inf``.
+
+    Raises:
+        TypeError: If it is not a number.
+        ValueError: If it is NaN.
+    """
+    if (
+        isinstance(timeout, (int, float))
+        and not isinstance(timeout, bool)
+        and timeout > SECONDS_MAX
+    ):
+        return None
+    return check_timeout(timeout, what)
+
+
+def default_timeout(value: object, name: str) -> float:
+    """Return a module's default timeout (``hsocket.timeout``) as a new socket copies it.
+
+    A value :func:`check_timeout` would refuse cannot be refused where it was set (a plain
+    module attribute): every new socket falls back to -1 (no timeout) and says why at WARNING.
+    """
+    try:
+        return check_timeout(value, name)
+    except (TypeError, ValueError) as exc:
+        log.warning("%s; new sockets use -1 (no timeout)", exc)
+        return -1.0
+
+
+def check_port(port: object, what: str, low: int = 0) -> int:
+    """Return ``port`` if it is an int in ``low``-65535.
+
+    Raises:
+        TypeError: If it is not an int.
+        ValueError: If it is out of range.
+    """
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"{what} port must be an int, not {port!r}")
+    if not low <= port <= 65535:
+        raise ValueError(f"{what} port must be in {low}-65535, not {port!r}")
+    return port
+
+
+def check_unix_path(path: str, what: str) -> str:
+    """Expand ``~`` and check the length of a Unix socket path.
+
+    Returns:
+        The expanded path.
+    Raises:
+        ValueError: If the path is empty or longer than the platform allows.
+    """
+    expanded = os.path.expanduser(path)
+    if not expanded:
+        raise ValueError(f"{what} path must not be empty")
+    if "\x00" in expanded:
+        raise ValueError(f"{what} path must not contain a NUL byte: {expanded!r}")
+    size = len(os.fsencode(expanded))
+    if size >= UNIX_PATH_MAX:
+        raise ValueError(
+            f"{what} path is too long for a Unix socket ({size} bytes, "
+            f"at most {UNIX_PATH_MAX - 1}): {expanded!r}"
+        )
+    return expanded
+
+
+def check_callable(fn: object, what: str, optional: bool = True) -> None:
+    """Raise ``TypeError`` unless ``fn`` is callable (or ``None`` where ``optional``)."""
+    if fn is None and optional:
+        return
+    if not callable(fn):
+        raise TypeError(f"{what} must be callable{' or None' if optional else ''}, not {fn!r}")
+
+
+def check_timeout(timeout: object, what: str) -> float:
+    """Return ``timeout`` as a float: seconds, negative = none.
+
+    Raises:
+        TypeError: If it is not a number.
+        ValueError: If it is NaN, infinite, or larger than :data:`SECONDS_MAX` either way.
+    """
+    return check_real(timeout, f"{what} timeout", low=None, noun="a number of seconds")
+
+
+def check_tag(tag: object, what: str) -> int:
+    """Return ``tag``; raise ``TypeError`` unless it is an int."""
+    if isinstance(tag, bool) or not isinstance(tag, int):
+        raise TypeError(f"{what} tag must be an int, not {tag!r}")
+    return tag
+
+
+def as_bytes(message: object, what: str) -> bytes:
+    """Return ``message`` as bytes (a str as UTF-8); raise ``TypeError`` for anything else."""
+    if isinstance(message, bytes):
+        return message
+    if isinstance(message, str):
+        try:
+            return message.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} message is not valid text: {message!r}") from None
+    if isinstance(message, (bytearray, memoryview)):
+        return bytes(message)
+    raise TypeError(f"{what} message must be bytes or str, not {message!r}")

@@ -1,0 +1,393 @@
+"""The scriptable mock server: an ``hsocket.server`` that plays a script per connection."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import time
+from typing import Callable, Optional, Union
+
+from pytest_hsocket._core.errors import HSocketError, InvalidThreadUseError
+from pytest_hsocket._core.fragment import Fragmenter
+from pytest_hsocket._core.platform import is_unix_family
+from pytest_hsocket._core.record import (
+    PathLike,
+    RecordEntry,
+    dump_recording,
+    load_recording,
+    recording_from_transcripts,
+    scripts_from_recording,
+)
+from pytest_hsocket._core.script import Check, MatchSpec, Rule, Script
+from pytest_hsocket._core.script_report import error_lines, explain, leftover_line, shared_unmet
+from pytest_hsocket._core.transcript import Entry, TaggedBytes, Transcript, diff
+from pytest_hsocket._helpers.mockserver_play import ContextSource, ScriptPlayer, _Connection
+from pytest_hsocket._hs.info import endpoint
+from pytest_hsocket._hs.tcp import ReadCallback, Socket
+from pytest_hsocket._hs.where import LocalAddress
+from pytest_hsocket._loop.sync import Gate
+
+
+class ExpectationError(HSocketError, AssertionError):
+    """A mock server's script was not followed: unmet rules, unexpected data, or errors."""
+
+
+def raise_problems(
+    title: str, problems: list[str], transcripts: Optional[list[Transcript]] = None
+) -> None:
+    """Raise ``ExpectationError`` listing ``problems`` (then the transcripts), if there are any."""
+    __tracebackhide__ = True
+    if problems:
+        lines = [f"{title}: {len(problems)} problem(s)", *(f"  - {line}" for line in problems)]
+        lines += [t.render() for t in transcripts or []]
+        raise ExpectationError("\n".join(lines))
+
+
+class MockServer(ScriptPlayer, LocalAddress):
+    """A listening hs.socket server that answers clients from a script.
+
+    Script it with ``expect(...)`` rules (``respond``, ``delay``, ``close``, ``reset``,
+    ``start_tls``) and ``greet(...)``; each connection plays the script from its start, on
+    its own. ``connection(n)`` gives the n-th connection (1-based) a script of its own, e.g.
+    to fail the first attempt of a client that retries. Or drive it as an hs.socket server:
+    ``set_callback`` switches the script off.
+
+    Attributes:
+        name: How messages name it.
+        script: The script every connection plays unless ``connection(n)`` says otherwise.
+        tls_context: The server context ``start_tls()`` steps use, or a function making it
+            (the fixtures give one whose certificate ``hsock_ca`` issued).
+        off_script: What a connection does when data arrives that no rule can match:
+            ``"close"`` (the default: the client sees the end at once instead of waiting for
+            its timeout), ``"reset"`` (RST) or ``"keep"`` (stay open, silent). The data is
+            reported at ``check()`` either way.
+        on_error: What a connection does when a callback of the server (``set_callback``'s
+            function, a ``respond()`` function or a check) raises on it: ``"close"`` (the
+            default: the client sees the end at once instead of waiting for its timeout),
+            ``"reset"`` (RST) or ``"keep"``. The error fails the test at teardown either way.
+        fragmenter: When set, every write of a connection is cut into pieces sent with a
+            short pause between them (see ``@pytest.mark.hsock_fragment``).
+        transcript_listener: Called as ``fn(transcript, entry)`` for every event of every
+            connection as it happens (the command line prints them live).
+    """
+
+    __test__ = False
+
+    def __init__(self, *, name: str = "hsock_server", wait_timeout: float = 5.0) -> None:
+        super().__init__(self._on_data)
+        self.name = name
+        self.wait_timeout = wait_timeout
+        self.script = Script()
+        self._scripts: dict[int, Script] = {}
+        self._connections: list[_Connection] = []
+        self._by_client: dict[Socket, _Connection] = {}
+        self._driven_by_user = False
+        self._where = ""
+        self.tls_context: Optional[ContextSource] = None
+        self.off_script = "close"
+        self.on_error = "close"
+        self.fragmenter: Optional[Fragmenter] = None
+        self.transcript_listener: Optional[Callable[[Transcript, Entry], object]] = None
+        self._client_tap = self._new_connection
+        self.on_connect(self._begin)
+
+    @classmethod
+    def start(
+        cls,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        path: Optional[str] = None,
+        name: str = "hsock_server",
+        wait_timeout: float = 5.0,
+        tls: Optional[ssl.SSLContext] = None,
+    ) -> MockServer:
+        """Create a mock server listening on ``host``:``port`` or the Unix socket ``path``.
+
+        Args:
+            port: The port; 0 lets the OS pick.
+            host: The address to bind.
+            path: A Unix socket path instead of a port.
+            name: How messages and transcripts name it.
+            wait_timeout: The longest ``close()`` waits for data already sent to be processed.
+            tls: A server context: every connection speaks TLS from its first byte.
+        Raises:
+            HSocketError: If it cannot listen (the reason is in the message).
+        """
+        server = cls(name=name, wait_timeout=wait_timeout)
+        if server.listen(path if path is not None else port, host=host) is None:
+            raise HSocketError(f"{name} could not listen on {path or f'{host}:{port}'}")
+        server._where = server.url
+        if tls is not None:
+            server.tls_context = tls
+            server.start_tls(context=tls)
+        return server
+
+    # -- where it listens -------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The Unix socket path, or ``""``."""
+        if self._listener is not None and not is_unix_family(self._listener.family):
+            return ""
+        return str(self.info()["unixSocketPath"])
+
+    def _bound_ip(self) -> Optional[tuple[str, int]]:
+        listener = self._listener
+        if listener is None or is_unix_family(listener.family):
+            return None
+        try:
+            return endpoint(listener.getsockname())
+        except OSError:
+            return None
+
+    @property
+    def url(self) -> str:
+        """``host:port`` with an IPv6 host in brackets, or the Unix path."""
+        if not self.is_server and self._where:
+            return self._where
+        if self.path:
+            return self.path
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    # -- scripting --------------------------------------------------------------------------
+
+    def expect(
+        self,
+        match: MatchSpec,
+        check: Optional[Check] = None,
+        *,
+        times: Optional[int] = 1,
+        ordered: bool = True,
+        name: Optional[str] = None,
+        shared: bool = False,
+    ) -> Rule:
+        """Add a rule to the script every connection plays; see ``Script.expect``.
+
+        ``expect(Prefixed("!I"), b"PING")`` frames the request and checks its payload;
+        ``shared=True`` counts matches on every connection together.
+
+        Returns:
+            The rule, to chain ``respond(...)``, ``delay(...)``, ``close()``... onto.
+        Raises:
+            TypeError, ValueError: For a bad match, check, times or name.
+        """
+        return self.script.expect(
+            match, check, times=times, ordered=ordered, name=name, shared=shared
+        )
+
+    def greet(self, data: Union[bytes, str]) -> MockServer:
+        """Send ``data`` to each client as soon as it connects (server-speaks-first protocols).
+
+        Returns:
+            This server.
+        """
+        self.script.greet(data)
+        return self
+
+    def connection(self, number: int) -> Script:
+        """Return the script of the ``number``-th connection (1-based), created empty.
+
+        Raises:
+            ValueError: If ``number`` is not a positive int.
+        """
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise ValueError(f"connection() number must be a positive int, not {number!r}")
+        return self._scripts.setdefault(number, Script())
+
+    def replay(self, recording: Union[PathLike, list[RecordEntry]]) -> MockServer:
+        """Play back the server's side of a recorded conversation and expect the client's.
+
+        What the client sent becomes exact ``expect`` rules, what the server answered becomes
+        their ``respond``; a recording of one connection is played to every connection, one of
+        several gives each recorded connection its own script (``connection(n)``).
+
+        Args:
+            recording: A file saved by ``hsock_proxy``/``save`` (JSON lines), or its entries.
+        Returns:
+            This server.
+        Raises:
+            ValueError: If the file is not a recording.
+        """
+        if isinstance(recording, (str, os.PathLike)):
+            recording = load_recording(recording)
+        scripts = scripts_from_recording(list(recording))
+        if len(scripts) == 1:
+            [script] = scripts.values()
+            self.script.rules += script.rules
+            self.script.greetings += script.greetings
+        else:
+            for number, script in scripts.items():
+                own = self.connection(number)
+                own.rules += script.rules
+                own.greetings += script.greetings
+        return self
+
+    def save(self, path: PathLike) -> None:
+        """Write every connection's conversation so far as a recording (see ``replay``)."""
+        dump_recording(recording_from_transcripts(self.transcripts, server_side=True), path)
+
+    def set_callback(self, fn: Optional[ReadCallback] = None) -> MockServer:
+        """Drive the server hs.socket-style: ``fn(data, tag[, client])``; ``None`` = the script.
+
+        Returns:
+            This server.
+        """
+        self._driven_by_user = fn is not None
+        super().set_callback(fn if fn is not None else self._on_data)
+        return self
+
+    setCallback = set_callback
+
+    @property
+    def transcripts(self) -> list[Transcript]:
+        """The transcript of every connection so far, in order."""
+        return [conn.transcript for conn in self._connections]
+
+    def received(self, connection: Optional[int] = None) -> TaggedBytes:
+        """Return the bytes clients sent (all connections joined, or the n-th, 1-based).
+
+        The result compares as bytes; a failed ``==`` in pytest shows a byte diff (a hexdump
+        diff for binary data) like a tagged read, with the connection's transcript.
+
+        Raises:
+            ValueError: If there is no such connection.
+        """
+        self.settle()
+        if connection is None:
+            data = b"".join(t.received() for t in self.transcripts)
+            return TaggedBytes(data, -1, self.transcripts[0] if self.transcripts else None)
+        if not 1 <= connection <= len(self._connections):
+            raise ValueError(
+                f"received() connection must be 1-{len(self._connections)}, not {connection!r}"
+            )
+        transcript = self._connections[connection - 1].transcript
+        return TaggedBytes(transcript.received(), -1, transcript)
+
+    def assert_received(
+        self, expected: Union[bytes, str], connection: Optional[int] = None
+    ) -> None:
+        """Fail unless clients sent exactly ``expected``, with a byte diff in the message.
+
+        Raises:
+            AssertionError: With the diff (hexdump for binary data).
+        """
+        __tracebackhide__ = True
+        if isinstance(expected, str):
+            expected = expected.encode("utf-8")
+        actual = self.received(connection)
+        if bytes(actual) != expected:
+            lines = [f"{self.name} received other bytes than expected", *diff(expected, actual)]
+            raise AssertionError("\n".join(lines))
+
+    # -- closing and checking ---------------------------------------------------------------
+
+    def settle(self, timeout: Optional[float] = None) -> None:
+        """Process what clients sent before now: bytes in the kernel, callbacks queued.
+
+        Returns once every connection's queued work is done, or after ``timeout`` seconds
+        (``wait_timeout`` by default), e.g. when a ``delay`` step is still sleeping.
+        """
+        if self._loop.on_thread():
+            raise InvalidThreadUseError(
+                "settle() and close() wait for the loop; call them from the test, not a callback"
+            )
+        limit = self.wait_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            pulled, gates = self._loop.run_sync(self._pull_and_mark)
+            for gate in gates:
+                if not gate.wait(max(deadline - time.monotonic(), 0.0)):
+                    return
+            if not pulled and not gates:
+                return
+
+    def _pull_and_mark(self) -> tuple[int, list[Gate]]:
+        # Only connections with something to process get a marker to wait for.
+        pulled = 0
+        gates = []
+        for conn in self._connections:
+            stream = conn.client._stream
+            got = stream.pull_now() if stream is not None else 0
+            pulled += got
+            if got or conn.client._callbacks.busy:
+                gate = Gate()
+                conn.client._post("settle", gate.open)
+                gates.append(gate)
+        return pulled, gates
+
+    def close(self) -> None:
+        """Process what clients already sent (see ``settle``), then disconnect everyone."""
+        if self.is_server:
+            self.settle()
+        self.disconnect()
+
+    def problems(self) -> list[str]:
+        """Return one line per problem: unmet rules, unexpected data, callback errors."""
+        lines: list[str] = []
+        played = [c for c in self._connections if c.conversation is not None]
+        default_started = any(
+            c.conversation.started
+            for c in played
+            if c.index not in self._scripts and c.conversation
+        )
+        for conn in played:
+            conv = conn.conversation
+            assert conv is not None
+            own = conn.index in self._scripts
+            where = f"connection {conn.index}"
+            if own or conv.started:
+                lines += [f"{where}: unmet {line}" for line in conv.unmet()]
+            for note, (data, candidates) in zip(conv.unexpected, conv.unexpected_data):
+                rules = [conv.script.rules[i] for i in candidates]
+                shown = "".join("\n      " + line for line in explain(data, rules))
+                lines.append(f"{where}: unexpected data {note}{shown}")
+            if conv.leftover():
+                lines.append(leftover_line(where, conv.leftover(), conv.waiting_for()))
+            lines += error_lines(where, conv.errors)
+        scripts = [self.script, *self._scripts.values()]
+        lines += shared_unmet(rule for script in scripts for rule in script.rules)
+        if not default_started and not self._driven_by_user:
+            required = [r for r in self.script.rules if r.times is not None and not r.shared]
+            if required:
+                reason = "no client connected" if not played else "no client sent anything"
+                lines += [f"{reason}: unmet {r!r}" for r in required]
+        seen = {c.index for c in self._connections}
+        for number in sorted(self._scripts):
+            if number not in seen and any(r.times is not None for r in self._scripts[number].rules):
+                lines.append(f"connection {number} never happened: its script is unmet")
+        lines += [f"callback error: {error}" for error in self.callback_errors]
+        return lines
+
+    def check(self, transcripts: bool = True) -> None:
+        """Fail if the script was not followed.
+
+        Args:
+            transcripts: Whether the message ends with each connection's transcript.
+        Raises:
+            ExpectationError: Listing every problem (then the transcripts).
+        """
+        __tracebackhide__ = True
+        shown = self.transcripts if transcripts else None
+        raise_problems(f"{self.name} ({self.url})", self.problems(), shown)
+
+    def __enter__(self) -> MockServer:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.close()
+        if exc_type is None:
+            self.check()
+
+    def __repr__(self) -> str:
+        return f"<MockServer {self.name} {self.url}{'' if self.is_server else ' (closed)'}>"
+
+
+def unix_socket_dir() -> str:
+    """Return a new private folder (mode 0700) for a Unix socket file."""
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="hsock-")
+    os.chmod(path, 0o700)
+    return path

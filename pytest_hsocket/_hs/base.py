@@ -1,0 +1,345 @@
+"""What every hs.socket TCP socket shares: its state, configuration, queries, and the reports
+its stream sends to it on the loop (delivering reads, write completions, disconnects).
+
+The public methods that start work (connect, listen, read, write, start_tls, disconnect) are
+in ``_tcp``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import socket
+import ssl
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, cast
+
+import pytest_hsocket._hs.info as _info
+from pytest_hsocket._core.checks import check_callable, check_timeout, default_timeout
+from pytest_hsocket._core.errors import CallbackError, raise_first
+from pytest_hsocket._core.framing import Completed, ReadRequest
+from pytest_hsocket._hs.read_delivery import ReadCallback, ReadDelivery, Tap
+from pytest_hsocket._io.stream import PEER_CLOSED, Stream, WriteCallback
+from pytest_hsocket._loop.callbacks import CallbackQueue
+from pytest_hsocket._loop.hub import SocketLoop, get_loop
+
+if TYPE_CHECKING:
+    from pytest_hsocket._hs.tcp import Socket
+
+log = logging.getLogger("pytest_hsocket._hs.tcp")
+
+ConnectCallback = Callable[[], object]
+DisconnectHook = Callable[[str], object]
+ConnectHook = Callable[["Socket"], object]
+S = TypeVar("S", bound="SocketCore")
+
+IDLE, CONNECTING, CONNECTED = "idle", "connecting", "connected"
+SERVER, CLIENT = "server", "client"
+
+
+def _default_timeout() -> float:
+    return default_timeout(getattr(sys.modules.get("pytest_hsocket"), "timeout", -1), "hsocket")
+
+
+def _takes_client(fn: Callable[..., Any]) -> bool:
+    # Read the code object where there is one: inspect.signature costs ~50 us a socket.
+    func = getattr(fn, "__func__", fn)
+    code = getattr(func, "__code__", None)
+    if code is not None and not code.co_kwonlyargcount:
+        if code.co_flags & inspect.CO_VARARGS:
+            return True
+        positional = code.co_argcount - (0 if func is fn else 1)
+        required = positional - len(getattr(func, "__defaults__", None) or ())
+        return bool(positional >= 3 and required <= 3)
+    try:
+        inspect.signature(fn).bind(b"", -1, None)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class SocketCore(ReadDelivery):
+    """State, configuration and stream reports of a TCP socket (see ``Socket``)."""
+
+    def __init__(self, fn: Optional[ReadCallback] = None, *, _parent: Optional[Socket] = None):
+        check_callable(fn, "callback")
+        self._loop: SocketLoop = get_loop()
+        self._callback: Optional[ReadCallback] = fn
+        # A server's callback was inspected already: its connections share the answer.
+        self._callback_takes_client: bool = (
+            _parent._callback_takes_client
+            if _parent is not None and fn is _parent._callback
+            else fn is not None and _takes_client(fn)
+        )
+        self._timeout: float = _default_timeout() if _parent is None else _parent._timeout
+        self._mode = IDLE if _parent is None else CLIENT
+        self.parent = _parent
+        self._stream: Optional[Stream] = None
+        self._listener: Optional[socket.socket] = None
+        self._acceptor: Any = None
+        self._clients: list[Socket] = []
+        self._unix_path = ""
+        self._connect_fn: Optional[ConnectCallback] = None
+        self._on_disconnect: list[DisconnectHook] = []
+        self._on_connect: list[ConnectHook] = []
+        self._callbacks = CallbackQueue(self._callback_failed)
+        self._read_batch: Optional[list[Completed]] = None
+        # The read fast lane (see _run_lane): the loop thread's id while a read callback may
+        # complete its next delimiter read at once, the queue it takes from, the read it
+        # completed, and the delimiter object validated last (read() checks it by identity).
+        self._lane = 0
+        self._lane_queue: Any = None
+        self._lane_data: Optional[bytes] = None
+        self._lane_tag = -1
+        self._lane_delim: Optional[bytes] = None
+        self._lane_stop = False
+        self._last_request: Optional[ReadRequest] = None
+        self.callback_errors: list[CallbackError] = []
+        self.last_disconnect_reason = ""
+        self.unread = b""
+        self.lost_reads: list[ReadRequest] = []
+        self._tap: Optional[Tap] = None
+        self._client_tap: Optional[Callable[[Socket], Optional[Tap]]] = None
+        self._secure = False
+        self._accept_tls: Optional[ssl.SSLContext] = None
+        self._host = ""
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def set_callback(self: S, fn: Optional[ReadCallback] = None) -> S:
+        """Set the read callback, ``fn(data, tag)`` (or ``fn(data, tag, client)``).
+
+        Args:
+            fn: The callback; ``None`` clears it (reads that complete then are discarded,
+                with a warning in the log).
+        Returns:
+            This socket.
+        Raises:
+            TypeError: If ``fn`` is not callable.
+        """
+        check_callable(fn, "callback")
+        self._callback = fn
+        self._callback_takes_client = fn is not None and _takes_client(fn)
+        # A read fast lane open now (set_callback inside a read callback) closes: the next
+        # read goes the ordinary way, which refuses it if there is no callback any more.
+        self._lane = 0
+        for client in self._clients:
+            client._lane = 0
+        return self
+
+    setCallback = set_callback
+
+    def set_timeout(self: S, timeout: float) -> S:
+        """Set the timeout, in seconds, of operations started from now on; negative = none.
+
+        Returns:
+            This socket.
+        Raises:
+            TypeError: If ``timeout`` is not a number.
+        """
+        self._timeout = check_timeout(timeout, "set_timeout()")
+        return self
+
+    setTimeout = set_timeout
+
+    def on_disconnect(self: S, fn: DisconnectHook) -> S:
+        """Call ``fn(reason)`` on the loop each time this socket disconnects.
+
+        Returns:
+            This socket.
+        """
+        check_callable(fn, "on_disconnect() hook", optional=False)
+        self._on_disconnect.append(fn)
+        return self
+
+    def on_connect(self: S, fn: ConnectHook) -> S:
+        """On a server, call ``fn(client)`` for each connection it accepts.
+
+        This is the place to queue a client's first reads. On a client socket ``fn(self)``
+        runs once connected.
+
+        Returns:
+            This socket.
+        """
+        check_callable(fn, "on_connect() hook", optional=False)
+        self._on_connect.append(fn)
+        return self
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def connected(self) -> bool:
+        """Return whether the socket is connected (a server: whether it has a client)."""
+        if self._mode == SERVER:
+            return bool(self._clients)
+        stream = self._stream
+        return stream is not None and stream.connected
+
+    def connections(self) -> int:
+        """Return the number of connections: a server's clients, else 0 or 1."""
+        if self._mode == SERVER:
+            return len(self._clients)
+        return 1 if self.connected() else 0
+
+    @property
+    def is_server(self) -> bool:
+        """Whether this socket is listening."""
+        return self._mode == SERVER
+
+    def clients(self) -> list[Socket]:
+        """Return the connections a server holds now (a copy)."""
+        return list(self._clients)
+
+    def _connection_sock(self) -> Optional[socket.socket]:
+        # The OS socket of this connection, for info(): the stream's.
+        stream = self._stream
+        return stream.sock if stream is not None else None
+
+    def _settled_busy(self) -> bool:
+        """Whether the socket is connecting, connected or listening, as a new connect/listen
+        must see it: a connection the loop is closing (``connected()`` already False) is
+        waited for, so that what ``connected()`` said holds for the next call."""
+        if self._mode == IDLE:
+            return False
+        stream = self._stream
+        if self._mode in (CONNECTING, CONNECTED) and (stream is None or stream.closed):
+            self._loop.run_sync(lambda: None)  # the close in progress completes first
+        return self._mode != IDLE
+
+    def info(self) -> dict[str, _info.InfoValue]:
+        """Return the original's 19 info keys, never ``None`` (``""``/``0``/``False``)."""
+        listening = self._mode == SERVER
+        sock = self._listener if listening else self._connection_sock()
+        user_data = {SERVER: "SERVER", CLIENT: "CLIENT"}.get(self._mode, "")
+        closed_client = self._mode == CLIENT and self._stream is None
+        if closed_client:
+            user_data = ""  # an accepted connection that has closed, as the original reports
+        if self._mode in (CONNECTING, CONNECTED) and self.connected():
+            user_data = "DEFAULT"
+        return _info.tcp_info(
+            sock=sock,
+            listening=listening,
+            connected=(not listening) and self.connected(),
+            started=self._mode != IDLE and not closed_client,
+            connections=self.connections(),
+            secure=self._secure,
+            timeout=self._timeout,
+            unix_path=self._unix_path,
+            user_data=user_data,
+        )
+
+    def __repr__(self) -> str:
+        return f"<{self}>"
+
+    def __str__(self) -> str:
+        return _info.describe(self.info())
+
+    def check(self) -> None:
+        """Raise the first error a user callback of this socket raised, if any.
+
+        Raises:
+            CallbackError: With the callback's exception as ``__cause__``.
+        """
+        raise_first(self.callback_errors)
+
+    # -- reports from the stream (on the loop) -----------------------------------------------
+
+    def _stream_connected(self, stream: Stream) -> None:
+        if self._mode == CONNECTING:
+            self._mode = CONNECTED
+            if self._unix_path:
+                log.debug("TCP Unix domain socket connected")
+            else:
+                log.debug("TCP socket connected")
+                assert stream.sock is not None
+                stream.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tap is not None:
+                self._tap("connected", b"", -1, "")
+            fn, self._connect_fn = self._connect_fn, None
+            if fn is not None:
+                self._post("hs.socket:connect callback", fn)
+            for hook in self._on_connect:
+                self._post("hs.socket:on_connect hook", hook, self)
+
+    def _post(self, where: str, fn: Callable[..., Any], *args: Any) -> None:
+        # Anything posted after a batch of reads closes it: later reads start a new batch, so
+        # callbacks of every kind keep their FIFO order.
+        self._read_batch = None
+        self._callbacks.post(where, fn, *args)
+
+    def _stream_written(self, stream: Stream, tag: int, fn: Optional[WriteCallback]) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("Data written to TCP socket")
+        if fn is not None:
+            if isinstance(fn, AllWritten):
+                fn.one_done()
+            else:
+                self._post("hs.socket:write callback", fn, tag)
+
+    def _stream_secured(self, stream: Stream) -> None:
+        self._secure = True
+        log.debug("TCP socket secured")
+        if self._tap is not None:
+            version = stream.tls.version if stream.tls is not None else None
+            self._tap("secured", b"", -1, version or "")
+
+    def _stream_closed(
+        self, stream: Stream, reason: str, unread: bytes, lost: list[ReadRequest], error: bool
+    ) -> None:
+        if stream is not self._stream:
+            return
+        self._stream = None
+        was_connecting = self._mode == CONNECTING
+        self.last_disconnect_reason = reason
+        self.unread = unread
+        self.lost_reads = lost
+        self._secure = False
+        detail = ""
+        if unread or (lost and reason == PEER_CLOSED):
+            first = lost[0] if lost else None
+            detail = f" ({len(unread)} bytes unread: {unread[:64]!r}"
+            if first is not None:
+                detail += f", reading to {first.describe()}, tag {first.tag}"
+            detail += ")"
+        level = logging.WARNING if (error or unread) else logging.DEBUG
+        kind = "TCP client disconnected" if self._mode == CLIENT else "TCP socket disconnected"
+        log.log(level, "%s: %s%s", kind, reason, detail)
+        if self._tap is not None:
+            self._tap("closed", unread, lost[0].tag if lost else -1, reason)
+        if self._mode == CLIENT:
+            parent = self.parent
+            me = cast("Socket", self)  # a client connection is always a Socket
+            if parent is not None and me in parent._clients:
+                parent._clients.remove(me)
+        else:
+            self._mode = IDLE
+        if was_connecting:
+            self._connect_fn = None
+        self._run_disconnect_hooks(reason)
+
+    def _run_disconnect_hooks(self, reason: str) -> None:
+        for hook in self._on_disconnect:
+            self._post("hs.socket:on_disconnect hook", hook, reason)
+
+    def _callback_failed(self, where: str, exc: BaseException) -> None:
+        keep = [self.callback_errors]
+        if self.parent is not None:
+            keep.append(self.parent.callback_errors)
+        self._loop.callback_failed(log, where, exc, *keep)
+
+
+class AllWritten:
+    """A server broadcast's write callback: runs once every client has taken the bytes."""
+
+    def __init__(self, count: int, tag: int, fn: WriteCallback, server: Socket) -> None:
+        self.left = count
+        self.tag = tag
+        self.fn = fn
+        self.server = server
+
+    def __call__(self, tag: int) -> None:  # pragma: no cover - only called via one_done
+        self.fn(tag)
+
+    def one_done(self) -> None:
+        self.left -= 1
+        if self.left == 0:
+            self.server._post("hs.socket:write callback", self.fn, self.tag)

@@ -1,0 +1,443 @@
+"""The hs.socket TCP / Unix socket: each public method checks its arguments, then hands the
+work to the socket loop.
+
+State that a caller may query at once (``connected``, ``connections``, ``info``) is read
+without a round trip to the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import sys
+import warnings
+from typing import Any, Optional, Union
+
+from pytest_hsocket._core.checks import (
+    as_bytes,
+    check_callable,
+    check_port,
+    check_tag,
+    check_unix_path,
+)
+from pytest_hsocket._core.framing import Prefixed, ReadRequest, make_request
+from pytest_hsocket._core.platform import has_unix_sockets, unix_family, unix_sockets_missing
+from pytest_hsocket._hs.base import (
+    CLIENT,
+    CONNECTING,
+    IDLE,
+    SERVER,
+    AllWritten,
+    ConnectCallback,
+    ConnectHook,
+    DisconnectHook,
+    log,
+)
+from pytest_hsocket._hs.read_delivery import ReadCallback, Tap
+from pytest_hsocket._hs.tcp_tls import TlsStart
+from pytest_hsocket._io.listener import Acceptor, bind_listener
+from pytest_hsocket._io.stream import LOCAL_CLOSE, Stream, WriteCallback
+from pytest_hsocket._loop.hub import _get_ident
+
+Message = Union[bytes, bytearray, memoryview, str]
+ReadDelimiter = Union[int, bytes, str, "re.Pattern[bytes]", Prefixed]
+
+_BUSY = "Attempting to connect while connected or accepting connections. Disconnect first."
+_BUSY_LISTEN = "Attempting to accept while connected or accepting connections. Disconnect first."
+
+__all__ = [
+    "ConnectCallback",
+    "ConnectHook",
+    "DisconnectHook",
+    "Message",
+    "ReadCallback",
+    "ReadDelimiter",
+    "Socket",
+    "Tap",
+    "new",
+    "server",
+]
+
+
+class Socket(TlsStart):
+    """An asynchronous TCP or Unix-domain socket with hs.socket's API.
+
+    Reads are queued with a delimiter or a byte count and a tag; each completed read calls the
+    socket's callback as ``fn(data, tag)`` on the socket loop. See ``hsocket.new`` and
+    ``hsocket.server``.
+
+    Attributes:
+        last_disconnect_reason: Why the socket last disconnected, in the original's words
+            (``"Socket closed by remote peer"``, ``"Read operation timed out"``, ``"(null)"``
+            for a local ``disconnect()``), or ``""``.
+        unread: Bytes received but never delivered when the socket last disconnected.
+        lost_reads: The reads still queued when it last disconnected (never delivered).
+        parent: For a connection accepted by a server, that server; else ``None``.
+    """
+
+    # -- connecting --------------------------------------------------------------------------
+
+    def connect(
+        self,
+        host: str,
+        port: Union[int, ConnectCallback, None] = None,
+        fn: Optional[ConnectCallback] = None,
+    ) -> Optional[Socket]:
+        """Connect to ``host``:``port``, or to the Unix socket at path ``host``.
+
+        Returns at once; ``fn()`` runs on the loop once connected. A connection that fails
+        later (refused, timed out, unresolvable) logs ``TCP socket disconnected: <reason>``
+        and leaves ``connected()`` False.
+
+        Args:
+            host: A host name, IPv4 or IPv6 literal; or a Unix socket path when no port is given.
+            port: The port, 1-65535 (omit it for a path; ``connect(path, fn)`` also works).
+            fn: Called with no arguments once connected.
+        Returns:
+            This socket, or ``None`` (with a logged reason) if it is already connected or
+            listening, or ``host`` is empty.
+        Raises:
+            TypeError: If ``host`` is not a str, the port not an int, or ``fn`` not callable.
+            ValueError: If the port is out of range or the path too long.
+        """
+        if callable(port) and fn is None:
+            port, fn = None, port
+        if not isinstance(host, (str, os.PathLike)):
+            raise TypeError(f"connect() host must be a str, not {host!r}")
+        host = os.fspath(host)
+        if "\x00" in host:
+            raise ValueError(f"connect() host must not contain a NUL byte: {host!r}")
+        try:
+            host.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"connect() host must be valid text, not {host!r}") from None
+        check_callable(fn, "connect() callback")
+        unix = port is None
+        if unix:
+            what = "Unable to connect to Unix domain socket: %s"
+            path = check_unix_path(host, "connect()") if host else ""
+        else:
+            what = "Unable to connect to host/port: %s"
+            check_port(port, "connect()", low=1)
+        if self._settled_busy():
+            log.error(what, _BUSY)
+            return None
+        if not host:
+            log.error(
+                what,
+                'Invalid host parameter (nil or ""). Should be a domain name or IP address string.',
+            )
+            return None
+        if unix and not has_unix_sockets():
+            log.error(what, unix_sockets_missing())
+            return None
+        self._mode = CONNECTING
+        self._connect_fn = fn
+        self._secure = False
+        if unix:
+            self._unix_path = path
+            self._loop.call(self._start_connect, unix_family(), [path])
+        else:
+            self._unix_path = ""
+            self._host = host
+            self._loop.call(self._start_connect, socket.AF_INET, [(host, port)])
+        return self
+
+    def _start_connect(self, family: int, addresses: list[Any]) -> None:
+        if self._mode != CONNECTING:
+            return
+        self._stream = Stream(self)
+        self._stream.connect(family, addresses, self._timeout)
+
+    # -- listening ---------------------------------------------------------------------------
+
+    def listen(self, port: Union[int, str], *, host: str = "127.0.0.1") -> Optional[Socket]:
+        """Listen on ``host``:``port`` (0 = the OS picks) or on a Unix socket path.
+
+        Args:
+            port: A port 0-65535, or a path (``str``/``os.PathLike``) for a Unix socket.
+            host: The address to bind: ``"127.0.0.1"`` by default, ``"::1"``, ``"0.0.0.0"``...
+        Returns:
+            This socket, or ``None`` with ``Unable to bind ...`` logged at ERROR (port in use,
+            folder missing, a non-socket file at the path, already connected or listening).
+        Raises:
+            TypeError: If ``port`` is neither an int nor a path.
+            ValueError: If the port is out of range or the path too long or empty.
+        """
+        if not isinstance(host, str):
+            raise TypeError(f"listen() host must be a str, not {host!r}")
+        if isinstance(port, (str, os.PathLike)):
+            path = check_unix_path(os.fspath(port), "listen()")
+            what = "Unable to bind Unix domain path: %s"
+        else:
+            check_port(port, "listen()")
+            path = ""
+            what = "Unable to bind port: %s"
+        if self._settled_busy():
+            log.error(what, _BUSY_LISTEN)
+            return None
+        try:
+            self._loop.run_sync(lambda: self._bind(host, port, path))
+        except OSError as exc:
+            log.error(what, exc.strerror or str(exc))
+            return None
+        return self
+
+    def _bind(self, host: str, port: Any, path: str) -> None:
+        if self._mode != IDLE:
+            raise OSError(0, _BUSY_LISTEN)
+        listener = bind_listener(host, port, path)
+        self._listener = listener
+        self._unix_path = path
+        self._mode = SERVER
+        self._acceptor = Acceptor(listener, lambda: self._listener is listener, self._accepted)
+
+    def _new_client(self) -> Socket:
+        # An accepted connection; a mock server gives its own kind (one that cuts writes).
+        return Socket(self._callback, _parent=self)
+
+    def _accepted(self, conn: socket.socket) -> None:
+        client = self._new_client()
+        client._tap = self._tap if self._client_tap is None else self._client_tap(client)
+        client._stream = Stream(client)
+        self._clients.append(client)
+        log.debug("TCP client connected")
+        if self._accept_tls is not None:
+            client._stream.start_tls(self._accept_tls, True, None)
+        client._stream.attach(conn)
+        for hook in self._on_connect:
+            self._post("hs.socket:on_connect hook", hook, client)
+
+    # -- reading and writing -----------------------------------------------------------------
+
+    def read(self, delimiter: ReadDelimiter, tag: int = -1) -> Optional[Socket]:
+        """Queue a read; the callback receives ``(data, tag)`` when it completes.
+
+        Reads complete in the order they were queued; bytes that arrived earlier are served
+        from the buffer. On a server the read is queued on each client connected now.
+
+        Args:
+            delimiter: A byte count (int > 0), or bytes / UTF-8 str / compiled bytes regex to
+                read up to and including.
+            tag: Handed back to the callback; -1 by default.
+        Returns:
+            This socket, or ``None`` with an ERROR log if no callback is set
+            (``No callback defined!``) or the socket was never connected.
+        Raises:
+            TypeError: If the delimiter or tag has the wrong type.
+            ValueError: If a length is not positive or a delimiter is empty.
+        """
+        if (
+            self._lane == _get_ident()
+            and self._lane_data is None
+            and delimiter is self._lane_delim
+            and (tag is self._lane_tag or type(tag) is int)
+        ):
+            # A read callback queueing its next delimiter read (see _run_lane): complete it at
+            # once from the buffer, as a push would, and hand it back to the lane.
+            queue = self._lane_queue
+            index = queue._lines_next
+            if index < queue._lines_last and delimiter is queue._lines_delim:
+                # ReadQueue.take inline (the hot path), short of a split's last line.
+                queue._lines_next = index + 1
+                self._lane_data = queue._lines[index]
+                self._lane_tag = tag
+                return self
+            data = queue.take(delimiter)
+            if data is not None:
+                self._lane_data = data
+                self._lane_tag = tag
+                stream = self._stream
+                if stream is not None and stream.eof:
+                    stream._check_eof()  # as a push would: closed once the buffer is drained
+                return self
+        last = self._last_request
+        if (
+            last is not None
+            and last.matcher is delimiter
+            and last.tag == tag
+            and last.timeout == self._timeout
+        ):
+            request = last  # a state machine re-queueing the same read: reuse it
+        elif type(delimiter) is bytes and type(tag) is int and delimiter:
+            request = self._last_request = ReadRequest(delimiter, tag, self._timeout)
+            self._lane_delim = delimiter
+        else:
+            request = make_request(delimiter, tag, self._timeout)
+        owner = self.parent or self
+        if owner._callback is None:
+            log.error("No callback defined!")
+            return None
+        if self._mode == IDLE:
+            log.error("Unable to read: the socket is not connected; call connect() first")
+            return None
+        if _get_ident() == self._loop.thread_id:
+            stream = self._stream
+            if self._plain_push and stream is not None and not stream.closed:
+                stream.push_read(request)  # a callback queueing its next read: the hot path
+            else:
+                self._push_read(request)
+        else:
+            self._loop.call(self._push_read, request)
+        return self
+
+    receive = read
+
+    def _push_read(self, request: ReadRequest) -> None:
+        if self._mode == SERVER:
+            for client in self._clients:
+                client._push_read(request)
+        elif self._stream is not None and not self._stream.closed:
+            self._stream.push_read(request)
+
+    def write(
+        self,
+        message: Message,
+        tag: Union[int, WriteCallback] = -1,
+        fn: Optional[WriteCallback] = None,
+    ) -> Optional[Socket]:
+        """Send ``message``; ``fn(tag)`` runs once it is handed to the kernel.
+
+        On a server the message goes to every client connected now, and ``fn`` runs once
+        all of them took it. ``write(b"")`` completes at once.
+
+        Args:
+            message: bytes, or a str (sent as UTF-8).
+            tag: An int handed to ``fn``; -1 by default. ``write(msg, fn)`` also works.
+            fn: Called as ``fn(tag)`` on the loop once written.
+        Returns:
+            This socket, or ``None`` with an ERROR log if the socket was never connected.
+        Raises:
+            TypeError: If the message is not bytes/str, the tag not an int or ``fn`` not
+                callable.
+        """
+        if callable(tag) and fn is None:
+            fn, tag = tag, -1  # write(message, fn), as in the original
+        data = as_bytes(message, "write()")
+        tag_ = check_tag(tag, "write()")
+        check_callable(fn, "write() callback")
+        if self._mode == IDLE:
+            log.error("Unable to write: the socket is not connected; call connect() first")
+            return None
+        self._loop.call(self._push_write, data, tag_, fn)
+        return self
+
+    send = write
+
+    def _push_write(self, data: bytes, tag: int, fn: Optional[WriteCallback]) -> None:
+        if self._tap is not None:
+            self._tap("out", data, tag, "")
+        if self._mode == SERVER:
+            clients = [c for c in self._clients if c._stream is not None]
+            if fn is not None:
+                fn = AllWritten(len(clients), tag, fn, self)
+            for client in clients:
+                assert client._stream is not None
+                client._stream.push_write(memoryview(data), tag, fn, self._timeout)
+            if not clients and fn is not None:
+                self._post("hs.socket:write callback", fn, tag)
+            return
+        stream = self._stream
+        if stream is None or stream.closed:
+            return
+        stream.push_write(memoryview(data), tag, fn, self._timeout)
+
+    # -- disconnecting -----------------------------------------------------------------------
+
+    def disconnect(self) -> Socket:
+        """Close the connection (on a server: stop listening and disconnect every client).
+
+        Queued reads and writes are dropped. The socket can then connect or listen again.
+
+        Returns:
+            This socket.
+        """
+        if self._mode != IDLE or self._stream is not None:
+            self._loop.run_sync(self._disconnect)
+        return self
+
+    def _disconnect(self) -> None:
+        if self._mode == SERVER:
+            self._close_server()
+        elif self._stream is not None:
+            self._stream.close(LOCAL_CLOSE)
+        elif self._mode == CONNECTING:
+            self._mode = IDLE
+
+    def _close_server(self) -> None:
+        listener, self._listener = self._listener, None
+        acceptor, self._acceptor = self._acceptor, None
+        if acceptor is not None:
+            acceptor.stop()  # closes the listener after stopping the loop's watcher on it
+        elif listener is not None:
+            listener.close()
+        for client in list(self._clients):
+            if client._stream is not None:
+                client._stream.close(LOCAL_CLOSE)
+        self._clients.clear()
+        log.debug("TCP server disconnected: %s", LOCAL_CLOSE)
+        if self._unix_path:
+            try:
+                os.unlink(self._unix_path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.error("Could not remove created Unix domain socket: %s", exc)
+        self._unix_path = ""
+        self._mode = IDLE
+        self.last_disconnect_reason = LOCAL_CLOSE
+        self._run_disconnect_hooks(LOCAL_CLOSE)
+
+    def close(self) -> None:
+        """Disconnect; the same as ``disconnect()`` with no return value."""
+        self.disconnect()
+
+    def __enter__(self) -> Socket:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.disconnect()
+        if exc_type is None:
+            self.check()
+
+    def __del__(self) -> None:
+        if getattr(self, "_mode", IDLE) in (IDLE, CLIENT) or sys.is_finalizing():
+            return
+        warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
+        with contextlib.suppress(Exception):
+            self._loop.call(self._disconnect)
+
+
+def new(fn: Optional[ReadCallback] = None) -> Socket:
+    """Create an unconnected TCP socket.
+
+    Args:
+        fn: The read callback, ``fn(data, tag)``; settable later with ``set_callback``.
+    Returns:
+        The socket; it copies the module's ``timeout`` now.
+    Raises:
+        TypeError: If ``fn`` is not callable.
+    """
+    return Socket(fn)
+
+
+def server(
+    port_or_path: Union[int, str], fn: Optional[ReadCallback] = None, *, host: str = "127.0.0.1"
+) -> Socket:
+    """Create a socket and listen on a port (0 = the OS picks) or a Unix socket path.
+
+    Args:
+        port_or_path: A port 0-65535, or a path for a Unix socket.
+        fn: The read callback; it may take a third argument, the client connection.
+        host: Where to bind; ``"127.0.0.1"`` by default.
+    Returns:
+        The socket, listening, or (as the original) not listening if binding failed, with
+        ``Unable to bind ...`` logged at ERROR.
+    Raises:
+        TypeError, ValueError: As ``Socket.listen``.
+    """
+    sock = Socket(fn)
+    sock.listen(port_or_path, host=host)
+    return sock

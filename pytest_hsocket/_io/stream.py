@@ -1,0 +1,403 @@
+"""One connected byte stream on the socket loop: the I/O side of a TCP or Unix connection.
+
+A :class:`Stream` owns a non-blocking OS socket; a read watcher whose callback receives as soon
+as bytes arrive, read or not (so data is buffered early and a peer close is noticed with no
+read pending; no greenlet, so no saved stack per connection); a writer that sends inline when
+the kernel takes the bytes and otherwise from a greenlet; the
+:class:`~pytest_hsocket._core.framing.ReadQueue`; and the per-operation timers. It reports to its
+owner (the public socket) through four methods; it never calls user code itself.
+
+Every method here runs on the loop thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import struct
+import weakref
+from collections import deque
+from typing import Any, Callable, Optional, Protocol, Union
+
+import gevent
+import gevent.event
+
+from pytest_hsocket._core.errors import reason_of
+from pytest_hsocket._core.framing import BARRIER, Completed, ReadQueue, ReadRequest
+from pytest_hsocket._io.sockets import (
+    CONNECT_TIMEOUT,
+    HIGH_WATER,
+    LOCAL_CLOSE,
+    LOW_WATER,
+    PEER_CLOSED,
+    READ_TIMEOUT,
+    RECV_SIZE,
+    WRITE_TIMEOUT,
+    Closed,
+    WriteCallback,
+    os_socket,
+)
+from pytest_hsocket._io.stream_connect import StreamConnect
+from pytest_hsocket._io.stream_write import StreamWriter
+from pytest_hsocket._io.tls import TlsSession
+
+log = logging.getLogger(__name__)
+
+# One receive buffer for every stream: readers all run on the loop's thread, and each copies
+# what it received (into its read queue or TLS input) before it can yield. A buffer per
+# connection cost 256 KiB each (2.5 GB for 5,000 connections) and zero-filling it at connect.
+_SCRATCH = bytearray(RECV_SIZE)
+_SCRATCH_VIEW = memoryview(_SCRATCH)
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "HIGH_WATER",
+    "LOCAL_CLOSE",
+    "PEER_CLOSED",
+    "READ_TIMEOUT",
+    "RECV_SIZE",
+    "WRITE_TIMEOUT",
+    "Closed",
+    "Stream",
+    "StreamOwner",
+    "WriteCallback",
+    "os_socket",
+]
+
+
+class StreamOwner(Protocol):
+    """What a stream reports to (the public socket)."""
+
+    def _stream_connected(self, stream: Stream) -> None: ...
+    def _stream_read(self, stream: Stream, done: list[Completed]) -> None: ...
+    def _stream_written(self, stream: Stream, tag: int, fn: Optional[WriteCallback]) -> None: ...
+    def _stream_secured(self, stream: Stream) -> None: ...
+    def _stream_closed(
+        self, stream: Stream, reason: str, unread: bytes, lost: list[ReadRequest], error: bool
+    ) -> None: ...
+
+
+class Stream(StreamConnect, StreamWriter):
+    """A connection's I/O engine (see the module docstring).
+
+    Attributes:
+        sock: The OS socket once connected, else ``None``.
+        queue: The read queue.
+        connected: True from connect until close (including a peer close with data left).
+        eof: True once the peer has closed its side.
+    """
+
+    def __init__(self, owner: StreamOwner) -> None:
+        self._owner_ref: Callable[[], Optional[StreamOwner]] = weakref.ref(owner)
+        self._hub: Any = gevent.get_hub()
+        self.sock: Optional[socket.socket] = None
+        self.queue = ReadQueue()
+        self.connected = False
+        self.closed = False
+        self.eof = False
+        self._reading = False
+        self._writer: Any = None
+        self._connector: Any = None
+        self._read_watcher: Any = None
+        self._write_watcher: Any = None
+        self._writes: deque[list[Any]] = deque()
+        self._timer: Any = None
+        self._timed: Optional[ReadRequest] = None
+        self._close_when_flushed = False
+        self._linger: Optional[float] = None
+        self._lingering = False
+        self._linger_timer: Any = None
+        self._shutdown_when_flushed = False
+        self._ciphertext = bytearray()
+        self._wake: Any = gevent.event.Event()
+        self.tls: Optional[TlsSession] = None
+        # Set for good once the writer passes start_tls's barrier: no byte leaves unencrypted
+        # from then on (DESIGN 1b.17).
+        self.tls_wanted = False
+        self._tls_pending: Optional[tuple[ssl.SSLContext, bool, Optional[str]]] = None
+        self._write_at_barrier = False
+
+    # -- connecting (see StreamConnect for connect()) ----------------------------------------
+
+    def attach(self, sock: socket.socket) -> None:
+        """Take a connected non-blocking socket and start the I/O."""
+        if self.closed:
+            sock.close()
+            return
+        self.sock = sock
+        self.connected = True
+        fd = sock.fileno()
+        self._read_watcher = self._hub.loop.io(fd, 1)
+        self._write_watcher = self._hub.loop.io(fd, 2)
+        owner = self._owner_ref()
+        if owner is not None:
+            owner._stream_connected(self)
+        if self.closed:
+            return
+        self._start_reading()
+        if self._writes:
+            self._writer = gevent.spawn(self._write_loop)
+        self._arm_read_timer()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def push_read(self, request: ReadRequest) -> None:
+        """Queue a read; it completes from buffered bytes or as bytes arrive."""
+        done = self.queue.push(request)
+        if self.queue.error is not None:
+            self._framing_failed(done)
+            return
+        if done:
+            self._deliver(done)
+        elif self.sock is not None:
+            self._arm_read_timer()
+            if self.eof:
+                self._check_eof()
+            elif not self._reading and not self.closed:
+                # Reading paused at the high-water mark with no read pending.
+                self._start_reading()
+
+    def resume_reading(self) -> None:
+        """Read again, if reading stopped at the high-water mark and the buffer is under the
+        low-water mark."""
+        if (
+            not self._reading
+            and not self.eof
+            and not self.closed
+            and self.sock is not None
+            and self.queue.buffered < LOW_WATER
+        ):
+            self._start_reading()
+
+    def _start_reading(self) -> None:
+        self._reading = True
+        self._read_watcher.start(self._on_readable)
+
+    def _stop_reading(self) -> None:
+        self._reading = False
+        if self._read_watcher is not None:
+            self._read_watcher.stop()
+
+    def _on_readable(self) -> None:
+        # The read watcher's callback, in the hub: no greenlet (nor its saved stack) per
+        # connection, and no switch per message. One chunk per wake-up: the watcher fires
+        # again on the loop's next turn while more is waiting, after the callbacks of what
+        # completed ran, so the buffer stays near one chunk and other connections get a turn.
+        if self.closed or self.sock is None:
+            return
+        queue = self.queue
+        if queue.buffered >= HIGH_WATER and not queue.pending:
+            # Leave the rest in the kernel (as the original does) until a read asks.
+            self._stop_reading()
+            return
+        self._receive_once()
+
+    def pull_now(self) -> int:
+        """Read at once whatever the kernel holds (without waiting); return the byte count.
+
+        Used to settle a conversation before it is checked: bytes a peer sent just before it
+        closed are processed, not dropped.
+        """
+        if self.closed or self.sock is None or self.eof:
+            return 0
+        total = 0
+        while not self.closed:
+            n = self._receive_once()
+            if n <= 0:
+                break
+            total += n
+        return total
+
+    def _receive_once(self) -> int:
+        # One recv into the shared buffer, processed. Returns the bytes received: 0 at the
+        # peer's close or on an error (both handled here: reading stops), -1 if none waited.
+        sock = self.sock
+        assert sock is not None
+        try:
+            n = sock.recv_into(_SCRATCH)
+        except (BlockingIOError, InterruptedError):
+            return -1
+        except OSError as exc:
+            self._stop_reading()
+            self.close(reason_of(exc), error=True)
+            return 0
+        try:
+            if n == 0:
+                self._stop_reading()
+                self._received_eof()
+            else:
+                self._received(_SCRATCH_VIEW[:n])  # copied before anything can switch
+        except Exception as exc:  # a bug here must end this connection, not the loop's turn
+            log.exception("internal error reading from %r", self)
+            self._stop_reading()
+            self.close(f"internal error: {exc!r}", error=True)
+            return 0
+        return n
+
+    def _received(self, data: Union[bytes, memoryview]) -> None:
+        if self.tls is not None:
+            self.tls.receive(data)
+            self._tls_step()
+            return
+        done = self.queue.feed(data)
+        if self.queue.error is not None:
+            self._framing_failed(done)
+            return
+        if done:
+            self._deliver(done)
+
+    def _framing_failed(self, done: list[Completed]) -> None:
+        # A Prefixed header over its max_length: what completed before it is delivered, then
+        # the connection ends with the reason (the frame's bytes stay reported as unread).
+        error = self.queue.error
+        if done:
+            self._deliver(done)
+        if not self.closed and error is not None:
+            self.close(error, error=True)
+
+    def _received_eof(self) -> None:
+        if self.tls is not None:
+            self.tls.receive_eof()
+            self._tls_step()
+        self.eof = True
+        self._check_eof()
+
+    def _deliver(self, done: list[Completed]) -> None:
+        owner = self._owner_ref()
+        if owner is not None:
+            owner._stream_read(self, done)
+        if self.eof:
+            self._check_eof()
+        else:
+            if not self._reading:
+                self.resume_reading()
+            if self._timer is not None:
+                self._timed = None  # the timed read completed: the next one gets its own timer
+            self._arm_read_timer()
+            if self._tls_pending is not None:
+                self._maybe_begin_tls()
+
+    def _check_eof(self) -> None:
+        # Complete data that arrived before the FIN stays readable; the stream closes once it
+        # is drained, or as soon as the current read can no longer complete.
+        if self.closed:
+            return
+        if self._lingering:
+            self.close(LOCAL_CLOSE)  # finish() waited for this end: both sides are done
+            return
+        if self.queue.pending or not self.queue.buffered:
+            self.close(PEER_CLOSED)
+
+    def _arm_read_timer(self) -> None:
+        requests = self.queue._requests  # hot path: one read a message, no property call
+        head = requests[0] if requests else None
+        if head is self._timed and (head is not None or self._timer is None):
+            return  # a completed read with nothing queued after it must not stay timed
+        self._timed = head
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.close()
+            self._timer = None
+        if head is not None and head.timeout >= 0 and self.sock is not None and not self.closed:
+            self._timer = self._hub.loop.timer(head.timeout)
+            self._timer.start(self._read_timed_out)
+
+    def _read_timed_out(self) -> None:
+        self.close(READ_TIMEOUT, error=True)
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def finish(self, linger: Optional[float] = None) -> None:
+        """Close gracefully once every queued write is in the kernel (FIN after the data).
+
+        Args:
+            linger: None closes right after the FIN. A number of seconds keeps reading until
+                the peer ends its side too (at most that long), then closes: a socket closed
+                with bytes unread makes the kernel send a reset, which can destroy data the
+                peer has not read yet (a TLS peer's session tickets arriving late do that).
+        """
+        if self.closed:
+            return
+        if linger is not None:
+            self._linger = linger
+        if self._writes or self._ciphertext or self._writer is not None or self.sock is None:
+            self._close_when_flushed = True
+            return
+        if self.tls is not None:
+            self.tls.close_notify()
+            self._send_alert(self.tls)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+        if self._linger is None or self.eof:
+            self.close(LOCAL_CLOSE)
+            return
+        self._lingering = True
+        self._linger_timer = self._hub.loop.timer(min(max(self._linger, 0.0), 1e9))
+        self._linger_timer.start(self._linger_over)
+
+    def _linger_over(self) -> None:
+        # The peer kept its side open: take what it sent (unread bytes would turn the close
+        # into a reset), then close.
+        self.pull_now()
+        self.close(LOCAL_CLOSE)
+
+    def half_close(self) -> None:
+        """Shut down the sending side once queued writes are out; keep reading."""
+        if self.closed or self.sock is None:
+            return
+        if self._writes or self._ciphertext or self._writer is not None:
+            self._shutdown_when_flushed = True
+            return
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+
+    def reset(self) -> None:
+        """Abort the connection: the peer sees a TCP RST (``Connection reset by peer``)."""
+        if self.sock is not None and not self.closed:
+            with contextlib.suppress(OSError):
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close(LOCAL_CLOSE)
+
+    def close(self, reason: str = LOCAL_CLOSE, error: bool = False) -> None:
+        """Close the connection, drop queued reads and writes, and tell the owner why.
+
+        Idempotent. Safe from any of the stream's own greenlets.
+        """
+        if self.closed:
+            return
+        if reason == LOCAL_CLOSE and self.tls is not None:
+            self.tls.close_notify()
+            self._send_alert(self.tls)
+        self.closed = True
+        self.connected = False
+        for timer in (self._timer, self._linger_timer):
+            if timer is not None:
+                timer.stop()
+                timer.close()
+        self._timer = self._linger_timer = None
+        current = gevent.getcurrent()
+        connector, self._connector = self._connector, None
+        if connector is not None and connector is not current:
+            connector.kill(Closed, block=False)
+        for item in self._writes:
+            if hasattr(item[2], "one_done"):
+                item[2].one_done()  # a broadcast's callback must not wait for a closed client
+        self._writes.clear()
+        self._wake.set()
+        lost, unread = self.queue.clear()
+        lost = [r for r in lost if r.matcher != BARRIER]
+        sock = self.sock
+        if sock is not None:
+            # The read watcher has a plain callback (no greenlet waits on it): close it now.
+            # The writer greenlet may wait on the other: it gets Closed before the socket closes.
+            self._reading = False
+            if self._read_watcher is not None:
+                self._read_watcher.close()
+            self._hub.cancel_waits_close_and_then([self._write_watcher], Closed, sock.close)
+            self._read_watcher = self._write_watcher = None
+        self._writer = None
+        owner = self._owner_ref()
+        if owner is not None:
+            owner._stream_closed(self, reason, unread, lost, error)

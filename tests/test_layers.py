@@ -1,0 +1,99 @@
+"""The package's folders are its layers, and imports point down only.
+
+Each module's imports (read from its AST, nothing is run) are held against the table below, so
+the picture that ``docs/architecture.md`` draws stays true. A module may import from its own
+layer and the layers under it; the I/O-free core also imports nothing that does I/O or testing.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import pytest_hsocket
+
+PACKAGE = Path(pytest_hsocket.__file__).parent
+
+# From the top down: a layer may import only from itself and the layers after it.
+LAYERS = ["plugin", "faces", "_helpers", "_hs", "_io", "_loop", "_core"]
+# A face is a public module at the top of the package.
+FACES = {"__init__", "__main__", "udp", "testing"}
+# What the I/O-free core must never import (the loop and the layers above are checked by LAYERS).
+CORE_FORBIDDEN = {"gevent", "greenlet", "pytest", "ssl", "asyncio", "trustme", "selectors"}
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    assert parts[0] == "pytest_hsocket", module
+    if len(parts) == 1 or parts[1] in FACES:
+        return "faces"
+    assert parts[1] in LAYERS, f"{module} is in no layer: add its folder to LAYERS"
+    return parts[1]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    """Every module ``path`` imports, absolute, with its line."""
+    me = module_name(path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            found.append((node.lineno, name))
+            # ``from . import udp`` imports a module, not a name
+            found += [
+                (node.lineno, f"{name}.{a.name}")
+                for a in node.names
+                if (PACKAGE.parent / f"{name}.{a.name}".replace(".", "/"))
+                .with_suffix(".py")
+                .exists()
+            ]
+    return found
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_point_down(path: Path) -> None:
+    me = module_name(path)
+    mine = LAYERS.index(layer_of(me))
+    upward = []
+    for line, name in imports_of(path):
+        if name.split(".")[0] == "pytest_hsocket":
+            theirs = LAYERS.index(layer_of(name))
+            if theirs < mine:
+                upward.append(f"line {line}: {name} ({layer_of(name)})")
+        elif layer_of(me) == "_core" and name.split(".")[0] in CORE_FORBIDDEN:
+            upward.append(f"line {line}: {name} (the core does no I/O and no testing)")
+    assert not upward, f"{me} ({layer_of(me)}) imports upward:\n" + "\n".join(upward)
+
+
+def test_every_folder_is_a_layer() -> None:
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == set(LAYERS) - {"faces"}
+
+
+def test_the_layer_check_sees_an_upward_import(tmp_path: Path) -> None:
+    # the negative twin: an upward import is found (so the check above can fail)
+    fake = PACKAGE / "_core" / "reads.py"
+    names = [name for _, name in imports_of(fake)]
+    assert all(layer_of(n) == "_core" for n in names if n.startswith("pytest_hsocket"))
+    assert layer_of("pytest_hsocket._helpers.mockserver") == "_helpers"
+    assert LAYERS.index("_helpers") < LAYERS.index("_core")
