@@ -40,9 +40,8 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(path: Path) -> list[tuple[int, str]]:
-    """Every module ``path`` imports, absolute, with its line."""
-    me = module_name(path)
+def imports_of(path: Path, me: str) -> list[tuple[int, str]]:
+    """Every module ``path`` (the module ``me``) imports, absolute, with its line."""
     package = me if path.name == "__init__.py" else me.rpartition(".")[0]
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -70,18 +69,23 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
 MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_imports_point_down(path: Path) -> None:
-    me = module_name(path)
+def upward_imports(path: Path, me: str) -> list[str]:
+    """The imports of ``path`` (the module ``me``) that point up the layer order."""
     mine = LAYERS.index(layer_of(me))
     upward = []
-    for line, name in imports_of(path):
+    for line, name in imports_of(path, me):
         if name.split(".")[0] == "pytest_hsocket":
-            theirs = LAYERS.index(layer_of(name))
-            if theirs < mine:
+            if LAYERS.index(layer_of(name)) < mine:
                 upward.append(f"line {line}: {name} ({layer_of(name)})")
         elif layer_of(me) == "_core" and name.split(".")[0] in CORE_FORBIDDEN:
             upward.append(f"line {line}: {name} (the core does no I/O and no testing)")
+    return upward
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_point_down(path: Path) -> None:
+    me = module_name(path)
+    upward = upward_imports(path, me)
     assert not upward, f"{me} ({layer_of(me)}) imports upward:\n" + "\n".join(upward)
 
 
@@ -90,10 +94,19 @@ def test_every_folder_is_a_layer() -> None:
     assert folders == set(LAYERS) - {"faces"}
 
 
-def test_the_layer_check_sees_an_upward_import(tmp_path: Path) -> None:
-    # the negative twin: an upward import is found (so the check above can fail)
-    fake = PACKAGE / "_core" / "reads.py"
-    names = [name for _, name in imports_of(fake)]
-    assert all(layer_of(n) == "_core" for n in names if n.startswith("pytest_hsocket"))
-    assert layer_of("pytest_hsocket._helpers.mockserver") == "_helpers"
-    assert LAYERS.index("_helpers") < LAYERS.index("_core")
+def test_the_check_finds_an_upward_import(tmp_path: Path) -> None:
+    # The negative twin: a core module that imports a helper, gevent, or (relatively) the loop.
+    fake = tmp_path / "fake.py"
+    fake.write_text(
+        "import gevent\n"
+        "from pytest_hsocket._helpers.mockserver import MockServer\n"
+        "from .._loop import hub\n"
+        "from . import framing\n"
+    )
+    found = upward_imports(fake, "pytest_hsocket._core.fake")
+    assert found == [
+        "line 1: gevent (the core does no I/O and no testing)",
+        "line 2: pytest_hsocket._helpers.mockserver (_helpers)",
+        "line 3: pytest_hsocket._loop (_loop)",
+        "line 3: pytest_hsocket._loop.hub (_loop)",
+    ]
