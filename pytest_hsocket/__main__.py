@@ -40,7 +40,7 @@ def serve(path: str, host: str, port: int, connections: Optional[int]) -> int:
     if server.listen(port, host=host) is None:
         print(f"cannot listen on {host}:{port}", file=sys.stderr)
         return 2
-    server._where = server.url
+    server.remember_where()
     print(f"serving {path} on {server.url} (Ctrl-C to stop)", flush=True)
     try:
         for _ in range(connections) if connections else iter(int, 1):

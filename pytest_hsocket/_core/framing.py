@@ -80,61 +80,71 @@ class ReadQueue:
             frame that cannot be trusted); the owner of the connection should close it with
             this reason. Reset by ``cancel`` of that read, ``take_unread`` and ``clear``. A
             plain attribute, so checking it after each ``feed`` costs next to nothing.
+        reads_queued: The queued reads, current first (a deque). Read-only for others: the
+            stream's read timer looks at its head once a message, without a property call.
+        lines: The read fast lane's contract (the TCP socket inlines ``take`` with it):
+            ``take(d)`` split the buffer's head into ``lines`` at ``lines_delim``; while
+            ``lines_next < lines_last`` and ``d is lines_delim``, a caller may take
+            ``lines[lines_next]`` and add 1 to ``lines_next``, as ``take(d)`` would. Nothing
+            else may be written; ``tests/test_private_state.py`` pins it.
+        lines_next: See ``lines``.
+        lines_last: ``len(lines) - 1``: an inlined take stops before it (``take`` settles it).
+        lines_delim: See ``lines``.
     """
 
     __slots__ = (
         "_buf",
-        "_lines",
         "_lines_bytes",
-        "_lines_delim",
-        "_lines_last",
-        "_lines_next",
-        "_requests",
         "_scan_from",
         "_win_size",
         "error",
+        "lines",
+        "lines_delim",
+        "lines_last",
+        "lines_next",
+        "reads_queued",
     )
 
     def __init__(self) -> None:
         self._buf = bytearray()
-        self._requests: deque[ReadRequest] = deque()
+        self.reads_queued: deque[ReadRequest] = deque()
         # Where the head request's next delimiter search starts; no match lies before it.
         self._scan_from = 0
-        # take()'s lines: the buffer's head split at _lines_delim in one C call, handed out
-        # in order; the first _lines_next of them are delivered but still in _buf (and the
+        # take()'s lines: the buffer's head split at lines_delim in one C call, handed out
+        # in order; the first lines_next of them are delivered but still in _buf (and the
         # _lines_bytes bytes of them all are). Every other method settles them first.
-        self._lines: list[bytes] = []
-        self._lines_next = 0
-        self._lines_last = 0  # len(_lines) - 1: a caller inlining take() stops before it
+        self.lines: list[bytes] = []
+        self.lines_next = 0
+        self.lines_last = 0  # len(lines) - 1: a caller inlining take() stops before it
         self._lines_bytes = 0
-        self._lines_delim: Optional[bytes] = None
+        self.lines_delim: Optional[bytes] = None
         self._win_size = _WINDOW_MIN
         self.error: Optional[str] = None
 
     @property
     def buffered(self) -> int:
         """The number of bytes received and not yet delivered."""
-        if self._lines_next:
+        if self.lines_next:
             return len(self._buf) - self._taken_bytes()
         return len(self._buf)
 
     @property
     def pending(self) -> int:
         """The number of reads queued and not yet completed."""
-        return len(self._requests)
+        return len(self.reads_queued)
 
     @property
     def current(self) -> Optional[ReadRequest]:
         """The read that incoming bytes go to now, or ``None``."""
-        return self._requests[0] if self._requests else None
+        return self.reads_queued[0] if self.reads_queued else None
 
     def requests(self) -> list[ReadRequest]:
         """Return the queued reads, current first."""
-        return list(self._requests)
+        return list(self.reads_queued)
 
     def unread(self) -> bytes:
         """Return a copy of the bytes received and not yet delivered."""
-        if self._lines:
+        if self.lines:
             self._settle()
         return bytes(self._buf)
 
@@ -150,22 +160,22 @@ class ReadQueue:
             The data up to and including the first ``delimiter``, or ``None`` (nothing taken)
             if a read is queued or the buffer holds no whole ``delimiter``; then ``push``.
         """
-        if delimiter is self._lines_delim:
-            index = self._lines_next
-            lines = self._lines
+        if delimiter is self.lines_delim:
+            index = self.lines_next
+            lines = self.lines
             if index < len(lines):
-                self._lines_next = index + 1
+                self.lines_next = index + 1
                 return lines[index]
         return self._take_slow(delimiter)
 
     def _take_slow(self, delimiter: bytes) -> Optional[bytes]:
         # Split a new snapshot of the buffer's head, twice as long as the last while takes
         # keep using them up: a protocol that mixes reads splits little.
-        used_up = bool(self._lines) and delimiter is self._lines_delim
+        used_up = bool(self.lines) and delimiter is self.lines_delim
         size = min(self._win_size * 2, _WINDOW_MAX) if used_up else _WINDOW_MIN
         self._settle()
         buf = self._buf
-        if self._requests or not buf:
+        if self.reads_queued or not buf:
             return None
         if len(buf) > size:
             with memoryview(buf) as view:
@@ -175,28 +185,28 @@ class ReadQueue:
         lines, covered = _whole_lines(win, delimiter)
         if not lines:
             return None  # none yet, or one across the snapshot's end: push finds it
-        self._lines, self._lines_next, self._lines_delim = lines, 1, delimiter
-        self._lines_last = len(lines) - 1
+        self.lines, self.lines_next, self.lines_delim = lines, 1, delimiter
+        self.lines_last = len(lines) - 1
         self._lines_bytes = covered
         self._win_size = size
         return lines[0]
 
     def _taken_bytes(self) -> int:
         # The bytes of the lines take() handed out (still at the head of _buf).
-        taken = self._lines_next
-        if taken == len(self._lines):
+        taken = self.lines_next
+        if taken == len(self.lines):
             return self._lines_bytes
-        return sum(map(len, self._lines[:taken]))
+        return sum(map(len, self.lines[:taken]))
 
     def _settle(self) -> None:
         # Drop the lines take() delivered from the buffer, and the rest of the split.
-        lines = self._lines
+        lines = self.lines
         if not lines:
             return
-        if self._lines_next:
+        if self.lines_next:
             del self._buf[: self._taken_bytes()]
-        self._lines = []
-        self._lines_next = self._lines_last = 0
+        self.lines = []
+        self.lines_next = self.lines_last = 0
 
     def push(self, request: ReadRequest) -> list[Completed]:
         """Queue a read.
@@ -205,11 +215,11 @@ class ReadQueue:
             The reads that completed from bytes already buffered (this one and none before it
             can have been waiting unless it is the only one).
         """
-        if self._lines:
+        if self.lines:
             self._settle()
         self._win_size = _WINDOW_MIN
         buf = self._buf
-        if not self._requests and buf:
+        if not self.reads_queued and buf:
             matcher = request.matcher
             if type(matcher) is bytes:
                 # The common case (a delimiter read with data buffered), without the loop.
@@ -219,13 +229,13 @@ class ReadQueue:
                     data = bytes(buf[:end])
                     del buf[:end]
                     return [_completed((data, request.tag))]
-                self._requests.append(request)
+                self.reads_queued.append(request)
                 self._scan_from = max(0, len(buf) - len(matcher) + 1)
                 return []
-            self._requests.append(request)
+            self.reads_queued.append(request)
             return self._drain()
-        self._requests.append(request)
-        if request.matcher == 0 and len(self._requests) == 1:
+        self.reads_queued.append(request)
+        if request.matcher == 0 and len(self.reads_queued) == 1:
             return self._drain()  # read(0) completes at once, buffer or not
         return []
 
@@ -235,9 +245,9 @@ class ReadQueue:
         Returns:
             The reads that completed, in order.
         """
-        if self._lines:
+        if self.lines:
             self._settle()
-        requests = self._requests
+        requests = self.reads_queued
         if requests and data and not self._buf:
             # The common case of a request/response peer: nothing buffered, and the chunk is
             # exactly the head read's (its delimiter ends it, or it reads what is available).
@@ -265,23 +275,23 @@ class ReadQueue:
     @property
     def at_barrier(self) -> bool:
         """Whether the current read is a barrier (every read before it has completed)."""
-        return bool(self._requests) and self._requests[0].matcher == BARRIER
+        return bool(self.reads_queued) and self.reads_queued[0].matcher == BARRIER
 
     def pop_barrier(self) -> list[Completed]:
         """Remove the barrier at the head; return the reads that then complete from the buffer."""
         if not self.at_barrier:
             raise ValueError("pop_barrier() needs a barrier at the head of the queue")
         self._settle()
-        self._requests.popleft()
+        self.reads_queued.popleft()
         self._scan_from = 0
         return self._drain()  # a read(0) behind the barrier completes with no bytes
 
     def cancel(self, request: ReadRequest) -> bool:
         """Remove a queued read (a test gave up waiting); return whether it was queued."""
         self._settle()
-        was_current = bool(self._requests) and self._requests[0] is request
+        was_current = bool(self.reads_queued) and self.reads_queued[0] is request
         try:
-            self._requests.remove(request)
+            self.reads_queued.remove(request)
         except ValueError:
             return False
         self._scan_from = 0
@@ -304,8 +314,8 @@ class ReadQueue:
         Returns:
             What was dropped: the reads (current first) and the bytes.
         """
-        requests = list(self._requests)
-        self._requests.clear()
+        requests = list(self.reads_queued)
+        self.reads_queued.clear()
         return requests, self.take_unread()
 
     def _drain(self) -> list[Completed]:
@@ -314,7 +324,7 @@ class ReadQueue:
         # under half its allocation, which cut per read made bulk transfers churn memory.
         done: list[Completed] = []
         buf = self._buf
-        requests = self._requests
+        requests = self.reads_queued
         start = 0
         size = len(buf)
         while requests:

@@ -138,7 +138,7 @@ class ClientReads(Socket):
         if stream is not None and stream.queue.cancel(ticket.request):
             if ticket in self._tickets:
                 self._tickets.remove(ticket)
-            stream._arm_read_timer()
+            stream.arm_read_timer()
 
     def _disconnected(self, reason: str) -> None:
         tickets = list(self._tickets)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import time
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from pytest_hsocket._core.errors import HSocketError, InvalidThreadUseError
 from pytest_hsocket._core.fragment import Fragmenter
@@ -19,9 +20,9 @@ from pytest_hsocket._core.record import (
     scripts_from_recording,
 )
 from pytest_hsocket._core.script import Check, MatchSpec, Rule, Script
-from pytest_hsocket._core.script_report import error_lines, explain, leftover_line, shared_unmet
 from pytest_hsocket._core.transcript import Entry, TaggedBytes, Transcript, diff
 from pytest_hsocket._helpers.mockserver_play import ContextSource, ScriptPlayer, _Connection
+from pytest_hsocket._hs.base import SERVER
 from pytest_hsocket._hs.info import endpoint
 from pytest_hsocket._hs.tcp import ReadCallback, Socket
 from pytest_hsocket._hs.where import LocalAddress
@@ -117,13 +118,39 @@ class MockServer(ScriptPlayer, LocalAddress):
         server = cls(name=name, wait_timeout=wait_timeout)
         if server.listen(path if path is not None else port, host=host) is None:
             raise HSocketError(f"{name} could not listen on {path or f'{host}:{port}'}")
-        server._where = server.url
+        server.remember_where()
         if tls is not None:
             server.tls_context = tls
             server.start_tls(context=tls)
         return server
 
     # -- where it listens -------------------------------------------------------------------
+
+    def remember_where(self, where: str = "") -> None:
+        """Remember ``where`` (by default its ``url`` now): ``url`` and messages name it so
+        after it stops listening."""
+        self._where = where or self.url
+
+    def adopt_listener(self, sock: socket.socket, acceptor: Any, where: str) -> None:
+        """Listen on ``sock``, a listener ``acceptor`` accepts on (a ``ServerPool`` lease).
+
+        Call it before the loop knows this server. ``acceptor.stop()`` is what ``close()``
+        calls; ``acceptor`` hands each connection to :meth:`accept_connection`.
+        """
+        self._listener, self._acceptor, self._mode, self._where = sock, acceptor, SERVER, where
+
+    def holds_listener(self, sock: socket.socket) -> bool:
+        """Whether it listens on ``sock`` now (a test may have closed it or moved it)."""
+        return self._listener is sock
+
+    def accept_connection(self, conn: socket.socket) -> None:
+        """Take ``conn``, accepted on its listener, as a new connection (on the loop)."""
+        self._accepted(conn)
+
+    def release_listener(self) -> None:
+        """Give back an adopted listener, open, and disconnect every connection (on the loop)."""
+        self._listener = self._acceptor = None
+        self._close_server()
 
     @property
     def path(self) -> str:
@@ -296,15 +323,20 @@ class MockServer(ScriptPlayer, LocalAddress):
         limit = self.wait_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            pulled, gates = self._loop.run_sync(self._pull_and_mark)
+            pulled, gates = self._loop.run_sync(self.pull_and_mark)
             for gate in gates:
                 if not gate.wait(max(deadline - time.monotonic(), 0.0)):
                     return
             if not pulled and not gates:
                 return
 
-    def _pull_and_mark(self) -> tuple[int, list[Gate]]:
-        # Only connections with something to process get a marker to wait for.
+    def pull_and_mark(self) -> tuple[int, list[Gate]]:
+        """Read what clients sent now and queue a marker behind it (on the loop).
+
+        Returns:
+            How many bytes were read, and one gate per connection with something to process
+            (only those get a marker), opened once that is processed.
+        """
         pulled = 0
         gates = []
         for conn in self._connections:
@@ -322,43 +354,6 @@ class MockServer(ScriptPlayer, LocalAddress):
         if self.is_server:
             self.settle()
         self.disconnect()
-
-    def problems(self) -> list[str]:
-        """Return one line per problem: unmet rules, unexpected data, callback errors."""
-        lines: list[str] = []
-        played = [c for c in self._connections if c.conversation is not None]
-        default_started = any(
-            c.conversation.started
-            for c in played
-            if c.index not in self._scripts and c.conversation
-        )
-        for conn in played:
-            conv = conn.conversation
-            assert conv is not None
-            own = conn.index in self._scripts
-            where = f"connection {conn.index}"
-            if own or conv.started:
-                lines += [f"{where}: unmet {line}" for line in conv.unmet()]
-            for note, (data, candidates) in zip(conv.unexpected, conv.unexpected_data):
-                rules = [conv.script.rules[i] for i in candidates]
-                shown = "".join("\n      " + line for line in explain(data, rules))
-                lines.append(f"{where}: unexpected data {note}{shown}")
-            if conv.leftover():
-                lines.append(leftover_line(where, conv.leftover(), conv.waiting_for()))
-            lines += error_lines(where, conv.errors)
-        scripts = [self.script, *self._scripts.values()]
-        lines += shared_unmet(rule for script in scripts for rule in script.rules)
-        if not default_started and not self._driven_by_user:
-            required = [r for r in self.script.rules if r.times is not None and not r.shared]
-            if required:
-                reason = "no client connected" if not played else "no client sent anything"
-                lines += [f"{reason}: unmet {r!r}" for r in required]
-        seen = {c.index for c in self._connections}
-        for number in sorted(self._scripts):
-            if number not in seen and any(r.times is not None for r in self._scripts[number].rules):
-                lines.append(f"connection {number} never happened: its script is unmet")
-        lines += [f"callback error: {error}" for error in self.callback_errors]
-        return lines
 
     def check(self, transcripts: bool = True) -> None:
         """Fail if the script was not followed.

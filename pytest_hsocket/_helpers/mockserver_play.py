@@ -17,6 +17,7 @@ from pytest_hsocket._core.errors import HSocketError
 from pytest_hsocket._core.fragment import Fragmenter
 from pytest_hsocket._core.framing import AVAILABLE, ReadRequest
 from pytest_hsocket._core.script import Action, Conversation, Script
+from pytest_hsocket._core.script_report import error_lines, explain, leftover_line, shared_unmet
 from pytest_hsocket._core.transcript import Entry, Transcript
 from pytest_hsocket._hs.base import AllWritten
 from pytest_hsocket._hs.read_delivery import ReadDelivery
@@ -235,3 +236,40 @@ class ScriptPlayer(Socket):
             return
         context = self.tls_context
         client.start_tls(context=context if isinstance(context, ssl.SSLContext) else context())
+
+    def problems(self) -> list[str]:
+        """Return one line per problem: unmet rules, unexpected data, callback errors."""
+        lines: list[str] = []
+        played = [c for c in self._connections if c.conversation is not None]
+        default_started = any(
+            c.conversation.started
+            for c in played
+            if c.index not in self._scripts and c.conversation
+        )
+        for conn in played:
+            conv = conn.conversation
+            assert conv is not None
+            own = conn.index in self._scripts
+            where = f"connection {conn.index}"
+            if own or conv.started:
+                lines += [f"{where}: unmet {line}" for line in conv.unmet()]
+            for note, (data, candidates) in zip(conv.unexpected, conv.unexpected_data):
+                rules = [conv.script.rules[i] for i in candidates]
+                shown = "".join("\n      " + line for line in explain(data, rules))
+                lines.append(f"{where}: unexpected data {note}{shown}")
+            if conv.leftover():
+                lines.append(leftover_line(where, conv.leftover(), conv.waiting_for()))
+            lines += error_lines(where, conv.errors)
+        scripts = [self.script, *self._scripts.values()]
+        lines += shared_unmet(rule for script in scripts for rule in script.rules)
+        if not default_started and not self._driven_by_user:
+            required = [r for r in self.script.rules if r.times is not None and not r.shared]
+            if required:
+                reason = "no client connected" if not played else "no client sent anything"
+                lines += [f"{reason}: unmet {r!r}" for r in required]
+        seen = {c.index for c in self._connections}
+        for number in sorted(self._scripts):
+            if number not in seen and any(r.times is not None for r in self._scripts[number].rules):
+                lines.append(f"connection {number} never happened: its script is unmet")
+        lines += [f"callback error: {error}" for error in self.callback_errors]
+        return lines

@@ -24,15 +24,12 @@ import logging
 import os
 import socket
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-import gevent
-
-from pytest_hsocket._core.errors import InvalidThreadUseError, LoopError
+from pytest_hsocket._core.errors import InvalidThreadUseError
 from pytest_hsocket._helpers.mockserver import MockServer
-from pytest_hsocket._hs.base import SERVER
 from pytest_hsocket._io.listener import Acceptor, accept_one, bind_listener
-from pytest_hsocket._loop.hub import RUN_SYNC_TIMEOUT, _allocate_lock, get_loop
+from pytest_hsocket._loop.hub import _allocate_lock, get_loop
 from pytest_hsocket._loop.sync import Gate
 
 log = logging.getLogger(__name__)
@@ -66,10 +63,10 @@ class _Lease:
     def _hand_over(self, conn: socket.socket) -> None:
         # Under the lock: to the server lent the listener now, or closed if there is none.
         server = self.server
-        if server is None or server._listener is not self.sock:
+        if server is None or not server.holds_listener(self.sock):
             conn.close()
         else:
-            server._accepted(conn)
+            server.accept_connection(conn)
 
     def take_pending(self, server: MockServer) -> None:
         """Hand ``server`` every connection waiting in the backlog now (on the loop): a client
@@ -83,7 +80,7 @@ class _Lease:
                     conn = accept_one(self.sock)
                 except OSError:
                     return
-                server._accepted(conn)
+                server.accept_connection(conn)
 
     def stop(self) -> None:
         """Stop accepting and close the listener (on the loop); idempotent.
@@ -143,10 +140,8 @@ class ServerPool:
         server = MockServer(name=name, wait_timeout=wait_timeout)
         # The loop does not know this object yet: set it up here; it is lent (under the
         # lease's lock, after the backlog is emptied) only once it is ready to accept.
-        server._listener = lease.sock
-        server._acceptor = lease  # a test's server.close() stops the lease (Lease.stop)
-        server._mode = SERVER
-        server._where = f"{self.HOST}:{lease.port}"
+        # A test's server.close() stops the lease (Lease.stop).
+        server.adopt_listener(lease.sock, lease, f"{self.HOST}:{lease.port}")
         with lease.lock:
             _drain(lease.sock)
             lease.server = server
@@ -173,7 +168,7 @@ class ServerPool:
         if lease is None:
             server.close()
             return
-        if server._listener is not lease.sock:
+        if not server.holds_listener(lease.sock):
             # The test closed it (the listener too): this listener is done with.
             server.close()
             self._loop.run_sync(lease.stop)
@@ -181,7 +176,9 @@ class ServerPool:
         deadline = time.monotonic() + server.wait_timeout
         while True:
             # One round trip when nothing is in flight: settle and detach in the same call.
-            gates = self._run_late(lambda: self._settle_or_detach(lease, server, False))
+            gates = self._loop.run_sync(
+                lambda: self._settle_or_detach(lease, server, False), late=True
+            )
             if not gates:
                 break
             if not all(gate.wait(max(deadline - time.monotonic(), 0.0)) for gate in gates):
@@ -192,33 +189,10 @@ class ServerPool:
         else:
             self._loop.run_sync(lease.stop)
 
-    def _run_late(self, fn: Callable[[], list[Gate]]) -> list[Gate]:
-        # run_sync, one turn later: after the callbacks that calls queued before it queue in
-        # turn (a client closed with close(wait=False) closes its OS socket in one of those,
-        # and the server should read that EOF: "closed by the peer", not "by this side").
-        done = Gate()
-        result: list[Any] = []
-
-        def late() -> None:
-            try:
-                result.append(fn())
-            except BaseException as exc:
-                result.append(exc)
-            finally:
-                done.open()
-
-        self._loop.call(lambda: gevent.get_hub().loop.run_callback(late))
-        if not done.wait(RUN_SYNC_TIMEOUT):
-            raise LoopError(f"the socket loop did not answer within {RUN_SYNC_TIMEOUT} s")
-        if isinstance(result[0], BaseException):
-            raise result[0]
-        gates: list[Gate] = result[0]
-        return gates
-
     def _settle_or_detach(self, lease: _Lease, server: MockServer, force: bool) -> list[Gate]:
-        if server._listener is lease.sock and not force:
+        if server.holds_listener(lease.sock) and not force:
             lease.take_pending(server)
-            _, gates = server._pull_and_mark()
+            _, gates = server.pull_and_mark()
             if gates:
                 return gates
         # Stop accepting for it, close its connections (as _close_server does, without closing
@@ -226,9 +200,8 @@ class ServerPool:
         with lease.lock:
             lease.server = None
             _drain(lease.sock)
-        if server._listener is lease.sock:
-            server._listener = server._acceptor = None
-            server._close_server()
+        if server.holds_listener(lease.sock):
+            server.release_listener()
         return []
 
     def close(self) -> None:

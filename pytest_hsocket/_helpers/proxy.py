@@ -23,7 +23,7 @@ from pytest_hsocket._core.errors import HSocketError
 from pytest_hsocket._core.faults import DIRECTIONS, DOWNSTREAM, UPSTREAM, check_ports
 from pytest_hsocket._core.pipe import CLOSE, RESET
 from pytest_hsocket._core.record import PathLike, RecordEntry, dump_recording, load_recording
-from pytest_hsocket._helpers.proxy_common import Proxy, run_in_greenlet
+from pytest_hsocket._helpers.proxy_common import Proxy
 from pytest_hsocket._helpers.proxy_connection import Connection
 from pytest_hsocket._helpers.toxic_handles import Toxic, Toxics
 from pytest_hsocket._io.listener import Acceptor, accept_one, bind_listener
@@ -67,6 +67,7 @@ class FaultProxy(Proxy[Toxics]):
         name: str,
         rng: random.Random,
         record: bool,
+        port: int = 0,
     ) -> None:
         self.upstream_address = upstream
         self.recording = record
@@ -74,7 +75,7 @@ class FaultProxy(Proxy[Toxics]):
         self.connect_timeout = connect_timeout
         self._addresses = addresses
         self._host = host
-        self._port = 0
+        self._port = port  # 0 until it listens, unless a port was asked for
         self._rng = rng
         self._listener: Optional[socket.socket] = None
         self._acceptor: Any = None
@@ -128,8 +129,8 @@ class FaultProxy(Proxy[Toxics]):
             name=name or f"hsock_proxy to {upstream_host}:{upstream_port}",
             rng=random.Random(seed),
             record=record,
+            port=port,
         )
-        proxy._port = port
         get_loop().run_sync(proxy._listen)
         return proxy
 
@@ -201,7 +202,7 @@ class FaultProxy(Proxy[Toxics]):
             self._stop_listening()
             self._cut_all(how)
 
-        run_in_greenlet(run)
+        get_loop().run_in_greenlet(run)
 
     def enable(self) -> None:
         """Accept connections again, on the same port; does nothing if enabled.
@@ -239,7 +240,7 @@ class FaultProxy(Proxy[Toxics]):
             for waiter in [gevent.spawn(conn.drain_and_close) for conn in live]:
                 waiter.join()
 
-        run_in_greenlet(run)
+        get_loop().run_in_greenlet(run)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "enabled" if self.enabled else "disabled"

@@ -13,13 +13,9 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Callable, Generic, Optional, TypeVar
 
-import gevent
-
-from pytest_hsocket._core.errors import LoopError
 from pytest_hsocket._core.faults import DOWNSTREAM, UPSTREAM, FaultSpec
 from pytest_hsocket._io.sockets import Closed
-from pytest_hsocket._loop.hub import RUN_SYNC_TIMEOUT, get_loop
-from pytest_hsocket._loop.sync import Gate
+from pytest_hsocket._loop.hub import get_loop
 
 SpecT = TypeVar("SpecT", bound=FaultSpec)
 HandleT = TypeVar("HandleT", bound="Handle[Any]")
@@ -166,38 +162,6 @@ class Proxy(Scoped, Generic[ChainT]):
 
     def _upstream_text(self) -> str:
         return f"{self.upstream_address[0]}:{self.upstream_address[1]}"
-
-
-def run_in_greenlet(fn: Callable[[], None], timeout: float = RUN_SYNC_TIMEOUT) -> None:
-    """Run ``fn`` in a fresh greenlet on the loop, and wait for it unless on the loop.
-
-    ``fn`` may wait (it kills greenlets, say), so it cannot run as a plain loop callback; on
-    the loop's own thread waiting for it would deadlock, so there it is only started.
-
-    Raises:
-        LoopError: If ``fn`` did not finish within ``timeout`` seconds.
-        BaseException: Whatever ``fn`` raised.
-    """
-    loop = get_loop()
-    if loop.on_thread():
-        gevent.spawn(fn)
-        return
-    done = Gate()
-    errors: list[BaseException] = []
-
-    def job() -> None:
-        try:
-            fn()
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            done.open()
-
-    loop.call(gevent.spawn, job)
-    if not done.wait(timeout):
-        raise LoopError(f"the socket loop did not finish {fn!r} within {timeout} s")
-    if errors:
-        raise errors[0]
 
 
 def io_watchers(hub: Any, fileno: int) -> tuple[Any, Any]:

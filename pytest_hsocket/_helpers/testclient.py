@@ -57,7 +57,8 @@ class TestClient(ClientReads):
         self._changed = Gate()
         self._user_callback: Optional[ReadCallback] = None
         self._secured = Gate()
-        self._up: Optional[Gate] = None
+        # Opened on the loop the moment a connection is up (or fails): open() waits on it.
+        self._up = Gate()
         self._adopting = False
         # The socket connected from the caller's thread, until the loop has adopted it: what
         # info() and str() report meanwhile (whole state on return, DESIGN 1b.18).
@@ -100,8 +101,7 @@ class TestClient(ClientReads):
             raise TypeError(f"connect() host must be a str, not {host!r}")
         where = host if port is None else f"{host}:{port}"
         client = cls(wait_timeout=wait_timeout, name=name or f"hsock_client to {where}")
-        # Opened on the loop the moment the connection is up (or fails): no callback round.
-        connected = client._up = Gate()
+        connected = client._up  # no callback round: the loop opens it
         literal = isinstance(port, int) and not isinstance(port, bool) and 0 < port <= 65535
         family = ip_family(host) if literal else None
         if family is not None and port is not None:
@@ -205,15 +205,13 @@ class TestClient(ClientReads):
 
     def _stream_connected(self, stream: Stream) -> None:
         super()._stream_connected(stream)
-        if self._up is not None:
-            self._up.open()
+        self._up.open()
 
     def _stream_closed(
         self, stream: Stream, reason: str, unread: bytes, lost: Any, error: bool
     ) -> None:
         super()._stream_closed(stream, reason, unread, lost, error)
-        if self._up is not None:
-            self._up.open()
+        self._up.open()
         if self._closing is not None and self._stream is None:
             self._closing.open()
 

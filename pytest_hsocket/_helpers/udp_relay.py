@@ -30,9 +30,10 @@ import gevent.event
 from pytest_hsocket._core.chaos import ChaosSpec
 from pytest_hsocket._core.faults import DIRECTIONS, DOWNSTREAM, UPSTREAM
 from pytest_hsocket._core.lane import Emit, Lane
-from pytest_hsocket._helpers.proxy_common import io_watchers, run_in_greenlet, stop_greenlets
+from pytest_hsocket._helpers.proxy_common import io_watchers, stop_greenlets
 from pytest_hsocket._io.listener import _getaddrinfo
 from pytest_hsocket._io.sockets import Closed, os_socket
+from pytest_hsocket._loop.hub import get_loop
 from pytest_hsocket._loop.sync import Gate
 
 # The name the proxy's messages always had (before the loop's side moved here).
@@ -284,7 +285,7 @@ class Relay:
         if self.closed:
             return
         self.closed = True
-        run_in_greenlet(self._teardown)
+        get_loop().run_in_greenlet(self._teardown)
 
     def _teardown(self) -> None:  # in a greenlet
         greenlets, self._greenlets = self._greenlets, []

@@ -89,8 +89,12 @@ class UdpMockServer(UdpSocket, LocalAddress):
         server = cls(name=name, wait_timeout=wait_timeout)
         if server.listen(port, host=host) is None or server.receive() is None:
             raise HSocketError(f"{name} could not bind {host}:{port}")
-        server._where = f"{server.host}:{server.port}"
+        server.remember_where()
         return server
+
+    def remember_where(self) -> None:
+        """Remember ``host:port`` now: messages name it so after it is closed."""
+        self._where = f"{self.host}:{self.port}"
 
     def expect(self, match: MatchSpec, *, times: Optional[int] = 1, ordered: bool = True) -> Rule:
         """Add a rule: a datagram matching ``match`` (see ``Script.expect``).

@@ -209,4 +209,4 @@ class ReadDelivery:
             self._lane_queue = None
             self._lane_stop = False
         if stream.eof:
-            stream._check_eof()  # as _deliver does after a batch
+            stream.check_eof()  # as _deliver does after a batch

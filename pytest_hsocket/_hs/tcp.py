@@ -238,11 +238,11 @@ class Socket(TlsStart):
             # A read callback queueing its next delimiter read (see _run_lane): complete it at
             # once from the buffer, as a push would, and hand it back to the lane.
             queue = self._lane_queue
-            index = queue._lines_next
-            if index < queue._lines_last and delimiter is queue._lines_delim:
+            index = queue.lines_next
+            if index < queue.lines_last and delimiter is queue.lines_delim:
                 # ReadQueue.take inline (the hot path), short of a split's last line.
-                queue._lines_next = index + 1
-                self._lane_data = queue._lines[index]
+                queue.lines_next = index + 1
+                self._lane_data = queue.lines[index]
                 self._lane_tag = tag
                 return self
             data = queue.take(delimiter)
@@ -251,7 +251,7 @@ class Socket(TlsStart):
                 self._lane_tag = tag
                 stream = self._stream
                 if stream is not None and stream.eof:
-                    stream._check_eof()  # as a push would: closed once the buffer is drained
+                    stream.check_eof()  # as a push would: closed once the buffer is drained
                 return self
         last = self._last_request
         if (

@@ -139,7 +139,7 @@ class Stream(StreamConnect, StreamWriter):
         self._start_reading()
         if self._writes:
             self._writer = gevent.spawn(self._write_loop)
-        self._arm_read_timer()
+        self.arm_read_timer()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -152,9 +152,9 @@ class Stream(StreamConnect, StreamWriter):
         if done:
             self._deliver(done)
         elif self.sock is not None:
-            self._arm_read_timer()
+            self.arm_read_timer()
             if self.eof:
-                self._check_eof()
+                self.check_eof()
             elif not self._reading and not self.closed:
                 # Reading paused at the high-water mark with no read pending.
                 self._start_reading()
@@ -262,26 +262,26 @@ class Stream(StreamConnect, StreamWriter):
             self.tls.receive_eof()
             self._tls_step()
         self.eof = True
-        self._check_eof()
+        self.check_eof()
 
     def _deliver(self, done: list[Completed]) -> None:
         owner = self._owner_ref()
         if owner is not None:
             owner._stream_read(self, done)
         if self.eof:
-            self._check_eof()
+            self.check_eof()
         else:
             if not self._reading:
                 self.resume_reading()
             if self._timer is not None:
                 self._timed = None  # the timed read completed: the next one gets its own timer
-            self._arm_read_timer()
+            self.arm_read_timer()
             if self._tls_pending is not None:
                 self._maybe_begin_tls()
 
-    def _check_eof(self) -> None:
-        # Complete data that arrived before the FIN stays readable; the stream closes once it
-        # is drained, or as soon as the current read can no longer complete.
+    def check_eof(self) -> None:
+        """Close after the peer's FIN once the buffer is drained, or the current read can no
+        longer complete (on the loop); for whoever delivered reads without a push."""
         if self.closed:
             return
         if self._lingering:
@@ -290,8 +290,10 @@ class Stream(StreamConnect, StreamWriter):
         if self.queue.pending or not self.queue.buffered:
             self.close(PEER_CLOSED)
 
-    def _arm_read_timer(self) -> None:
-        requests = self.queue._requests  # hot path: one read a message, no property call
+    def arm_read_timer(self) -> None:
+        """Time the current read (``timeout`` > 0), or stop timing (on the loop); for whoever
+        changed the read queue without a push."""
+        requests = self.queue.reads_queued  # hot path: one read a message, no property call
         head = requests[0] if requests else None
         if head is self._timed and (head is not None or self._timer is None):
             return  # a completed read with nothing queued after it must not stay timed

@@ -47,7 +47,7 @@ class StreamTls:
     def _deliver(self, done: list[Completed]) -> None:
         raise NotImplementedError  # pragma: no cover - the stream's
 
-    def _check_eof(self) -> None:
+    def check_eof(self) -> None:
         raise NotImplementedError  # pragma: no cover - the stream's
 
     def _framing_failed(self, done: list[Completed]) -> None:
@@ -144,7 +144,7 @@ class StreamTls:
                 self._deliver(done)
         if ended and not self.closed:
             self.eof = True
-            self._check_eof()
+            self.check_eof()
 
     def _send_alert(self, tls: TlsSession) -> None:
         # Best effort, without waiting: tell the peer why before closing.

@@ -191,14 +191,52 @@ class SocketLoop:
         except Exception:
             log.exception("internal error on the socket loop in %r", fn)
 
-    def run_sync(self, fn: Callable[[], T], timeout: float = RUN_SYNC_TIMEOUT) -> T:
+    def run_sync(
+        self, fn: Callable[[], T], timeout: float = RUN_SYNC_TIMEOUT, *, late: bool = False
+    ) -> T:
         """Run ``fn()`` on the loop and return its result (or raise its exception).
 
+        The one way to run work on the loop and wait for it; :meth:`run_in_greenlet` is its
+        variant for work that waits. ``fn`` runs in the hub and must not block. On the loop's
+        own thread it runs at once.
+
+        Args:
+            fn: What to run.
+            timeout: The longest to wait for the loop, in seconds.
+            late: Run ``fn`` one turn later: after the callbacks that the callbacks queued
+                before it queue in turn (a client closed with ``close(wait=False)`` closes its
+                OS socket in one of those, and a server should read that EOF first).
         Raises:
             LoopError: If the loop did not answer within ``timeout`` seconds.
         """
         if _get_ident() == self.thread_id:
             return fn()
+        if late:
+            return self._run_and_wait(fn, timeout, lambda job: self._hub.loop.run_callback(job))
+        return self._run_and_wait(fn, timeout, lambda job: job())
+
+    def run_in_greenlet(self, fn: Callable[[], object], timeout: float = RUN_SYNC_TIMEOUT) -> None:
+        """Run ``fn()`` in a fresh greenlet on the loop, and wait for it unless on the loop.
+
+        For work that waits (it kills greenlets, say), which cannot run as a plain callback;
+        on the loop's own thread waiting would deadlock, so there it is only started.
+
+        Raises:
+            LoopError: If ``fn`` did not finish within ``timeout`` seconds.
+            BaseException: Whatever ``fn`` raised.
+        """
+        import gevent  # the loop layer's own dependency; imported late as the hub is
+
+        if _get_ident() == self.thread_id:
+            gevent.spawn(fn)
+            return
+        self._run_and_wait(fn, timeout, gevent.spawn)
+
+    def _run_and_wait(
+        self, fn: Callable[[], T], timeout: float, schedule: Callable[[Callable[[], None]], object]
+    ) -> T:
+        # From another thread: queue schedule(job) on the loop (FIFO with call()), where job
+        # runs fn and opens the lock this thread waits on.
         if self._hub is None:
             self.start()
         result = _Result()
@@ -211,7 +249,7 @@ class SocketLoop:
             finally:
                 result.done.release()
 
-        self._hub.loop.run_callback_threadsafe(_job)
+        self._hub.loop.run_callback_threadsafe(schedule, _job)
         if not result.done.acquire(timeout=timeout):
             raise LoopError(f"the socket loop did not answer within {timeout} s")
         if result.error is not None:
