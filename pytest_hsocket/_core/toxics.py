@@ -14,7 +14,8 @@ import math
 import random
 from typing import Optional
 
-from pytest_hsocket._core.faults import ANY, DelaySpec, FaultSpec, check_int, check_number
+from pytest_hsocket._core.checks import check_int, check_real
+from pytest_hsocket._core.faults import ANY, DelaySpec, FaultSpec
 from pytest_hsocket._core.pipe import (
     CLOSE,
     RESET,
@@ -175,7 +176,9 @@ class Bandwidth(ToxicSpec):
     name = "bandwidth"
 
     def __init__(self, bytes_per_second: float) -> None:
-        self.bytes_per_second = check_number(bytes_per_second, "bandwidth() bytes_per_second", ANY)
+        self.bytes_per_second = check_real(
+            bytes_per_second, "bandwidth() bytes_per_second", high=ANY
+        )
         if not self.bytes_per_second:
             raise ValueError("bandwidth() bytes_per_second must be positive, not 0")
 
@@ -202,8 +205,8 @@ class Slicer(ToxicSpec):
     name = "slicer"
 
     def __init__(self, size: int, delay: float = 0) -> None:
-        self.size = check_int(size, "slicer() size", 1, "positive")
-        self.delay = check_number(delay, "slicer() delay")
+        self.size = check_int(size, "slicer() size", 1)
+        self.delay = check_real(delay, "slicer() delay")
 
     def stage(self, now: float, rng: random.Random) -> Stage:
         """Return this toxic's state for a direction it meets at ``now``."""
@@ -227,7 +230,7 @@ class Timeout(ToxicSpec):
     name = "timeout"
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = check_number(seconds, "timeout() seconds")
+        self.seconds = check_real(seconds, "timeout() seconds")
 
     def stage(self, now: float, rng: random.Random) -> Stage:
         """Return this toxic's state for a direction it meets at ``now``."""
