@@ -190,6 +190,8 @@ class Rule:
     def garbage(self, size: int, seed: Optional[int] = None) -> Rule:
         """Send ``size`` random bytes (reproducible with ``seed``)."""
         check_int(size, "garbage() size", 1)
+        if seed is not None:  # checked here: random.Random() would refuse it only at play
+            check_int(seed, "garbage() seed", None, noun="an int or None")
         self._add("garbage", (size, seed))
         return self
 

@@ -184,7 +184,8 @@ class UdpMockServer(UdpSocket, LocalAddress):
         Returns:
             This server. ``chaos_stats`` counts what was done.
         Raises:
-            TypeError: If a rate is not a number or ``truncate`` not an int (a bool is neither).
+            TypeError: If a rate is not a number, or ``truncate`` or ``seed`` not an int (a bool
+                is neither).
             ValueError: If a rate is NaN or outside 0-1, or ``truncate`` is negative.
         """
         drop = check_probability(drop, "chaos() drop")
@@ -192,6 +193,7 @@ class UdpMockServer(UdpSocket, LocalAddress):
         truncate_rate = check_probability(truncate_rate, "chaos() truncate_rate")
         if truncate is not None:
             truncate = check_int(truncate, "chaos() truncate")
+        check_int(seed, "chaos() seed", None)
         self._chaos = (drop, duplicate, truncate, truncate_rate, random.Random(seed))
         return self
 
