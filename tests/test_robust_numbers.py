@@ -3,7 +3,8 @@
 A number too large (``10**400``), infinite or NaN is a ``ValueError`` and a bool or a string a
 ``TypeError``, each naming the argument: never an ``OverflowError`` from deep inside, and never
 later, on the loop (issue 17, item 16; DESIGN 1b.10). One validator
-(``_checks.check_real``) serves them all; this file holds every caller to it.
+module (``_core.checks``) serves them all: this file holds every float argument to
+``check_real``, and ``test_robust_ints.py`` every int argument to ``check_int``.
 """
 
 from __future__ import annotations
