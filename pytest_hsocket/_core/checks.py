@@ -147,8 +147,9 @@ def check_int(
         what: The argument, as messages name it (``"dribble() size"``).
         low: The smallest value accepted; ``None`` for no bound.
         high: The largest value accepted; ``None`` for no bound.
-        bound: How a message says the range; by default ``"0 or more"``, ``"positive"``,
-            ``"N or more"`` or ``"in N-M"``.
+        bound: How a message says the range after "must be"; by default ``must not be
+            negative`` (as :func:`check_real` says it), ``must be positive``, ``must be N or
+            more`` or ``must be in N-M``.
         noun: What the argument is, as the ``TypeError`` says it (``"an int or None"``).
     Returns:
         The value.
@@ -159,14 +160,16 @@ def check_int(
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be {noun}, not {show(value)}")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{what} must be {bound or _int_range(low, high)}, not {show(value)}")
+        rule = f"be {bound}" if bound else _int_range(low, high)
+        raise ValueError(f"{what} must {rule}, not {show(value)}")
     return value
 
 
 def _int_range(low: Optional[int], high: Optional[int]) -> str:
+    # The words check_real uses for the same bound: one wording whatever the type.
     if high is not None:
-        return f"at most {high}" if low is None else f"in {low}-{high}"
-    return {0: "0 or more", 1: "positive"}.get(low or 0, f"{low} or more")
+        return f"be at most {high}" if low is None else f"be in {low}-{high}"
+    return {0: "not be negative", 1: "be positive"}.get(low or 0, f"be {low} or more")
 
 
 def check_probability(value: object, what: str) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple, Union
 
-from pytest_hsocket._core.checks import check_tag
+from pytest_hsocket._core.checks import check_int, check_tag
 from pytest_hsocket._core.framers import Announced, Framer
 from pytest_hsocket._core.frames import FrameSpec, Prefixed
 
@@ -118,9 +118,7 @@ def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> 
             f"(Prefixed, Announced, Framer), not {delimiter!r}"
         )
     if isinstance(delimiter, int):
-        if delimiter < 0:
-            raise ValueError(f"read() length must not be negative, not {delimiter!r}")
-        matcher = delimiter
+        matcher = check_int(delimiter, "read() length")
     elif isinstance(delimiter, (bytes, bytearray, memoryview)):
         matcher = bytes(delimiter)
         if not matcher:
