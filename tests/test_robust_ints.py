@@ -13,9 +13,12 @@ from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import pytest_hsocket as hsocket
 from pytest_hsocket import Announced, Framer, Prefixed, udp
+from pytest_hsocket._core.checks import check_int
 from pytest_hsocket._helpers.proxy import FaultProxy
 from pytest_hsocket._helpers.udp_proxy import UdpProxy
 from pytest_hsocket.testing import MockServer, Script, UdpMockServer
@@ -248,3 +251,36 @@ def test_the_fragment_marker_refuses_a_bad_runs_by_name(
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*@pytest.mark.hsock_fragment runs must be a positive int, not *"])
+
+
+_ANYTHING = st.one_of(
+    st.integers(),
+    st.integers(min_value=2**63).map(lambda n: n**7),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+    st.binary(max_size=3),
+)
+
+
+@given(
+    value=_ANYTHING,
+    low=st.one_of(st.none(), st.integers(-5, 5)),
+    span=st.one_of(st.none(), st.integers(0, 10)),
+)
+def test_check_int_accepts_exactly_an_int_in_bounds_else_names_it(
+    value: Any, low: Optional[int], span: Optional[int]
+) -> None:
+    high = None if span is None else (low or 0) + span
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    in_bounds = is_int and (low is None or value >= low) and (high is None or value <= high)
+    if in_bounds:
+        assert check_int(value, "f() n", low, high) is value
+        return
+    with pytest.raises(ValueError if is_int else TypeError) as caught:
+        check_int(value, "f() n", low, high)
+    message = str(caught.value)
+    assert message.startswith("f() n must "), message
+    assert "\n" not in message
+    assert len(message) < 200, message
