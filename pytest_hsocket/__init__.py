@@ -122,9 +122,11 @@ def set_log_level(level: Union[int, str]) -> None:
         TypeError: If ``level`` is neither an int nor a str.
         ValueError: If the name is not a known level.
     """
-    if isinstance(level, bool) or not isinstance(level, (int, str)):
-        raise TypeError(f"set_log_level() level must be an int or a name, not {level!r}")
-    if isinstance(level, str):
+    if not isinstance(level, str):
+        from pytest_hsocket._core.checks import check_int  # lazy: the package imports light
+
+        level = check_int(level, "set_log_level() level", None, noun="an int or a name")
+    else:
         try:
             level = _LEVELS[level.lower()]
         except KeyError:

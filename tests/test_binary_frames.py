@@ -261,7 +261,7 @@ def test_zero_reads_keep_their_place_for_any_split(reads: list[object], cuts: li
             ("!3",),
             {"offset": -1},
             ValueError,
-            "Prefixed() offset must be 0 or more, not -1",
+            "Prefixed() offset must not be negative, not -1",
             id="offset",
         ),
         pytest.param(

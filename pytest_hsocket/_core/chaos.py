@@ -12,14 +12,8 @@ from __future__ import annotations
 import random
 from typing import Optional
 
-from pytest_hsocket._core.faults import (
-    MS_MAX,
-    DelaySpec,
-    FaultSpec,
-    check_int,
-    check_number,
-    check_rate,
-)
+from pytest_hsocket._core.checks import check_int, check_probability, check_real
+from pytest_hsocket._core.faults import MS_MAX, DelaySpec, FaultSpec
 from pytest_hsocket._core.lane import Emit, Lane, Stage, Stats
 
 __all__ = [
@@ -78,7 +72,7 @@ class Drop(ChaosSpec):
     name = "drop"
 
     def __init__(self, rate: float) -> None:
-        self.rate = check_rate(rate, "drop() rate")
+        self.rate = check_probability(rate, "drop() rate")
 
     def stage(self, rng: random.Random) -> Stage:
         """Return this effect's state for a lane."""
@@ -117,7 +111,7 @@ class Duplicate(ChaosSpec):
     name = "duplicate"
 
     def __init__(self, rate: float) -> None:
-        self.rate = check_rate(rate, "duplicate() rate")
+        self.rate = check_probability(rate, "duplicate() rate")
 
     def stage(self, rng: random.Random) -> Stage:
         """Return this effect's state for a lane."""
@@ -160,7 +154,7 @@ class Truncate(ChaosSpec):
     name = "truncate"
 
     def __init__(self, rate: float, size: int) -> None:
-        self.rate = check_rate(rate, "truncate() rate")
+        self.rate = check_probability(rate, "truncate() rate")
         self.size = check_int(size, "truncate() size", 0)
 
     def stage(self, rng: random.Random) -> Stage:
@@ -253,9 +247,9 @@ class Reorder(ChaosSpec):
     name = "reorder"
 
     def __init__(self, rate: float, window: int = 3, max_hold_ms: float = 50) -> None:
-        self.rate = check_rate(rate, "reorder() rate")
+        self.rate = check_probability(rate, "reorder() rate")
         self.window = check_int(window, "reorder() window", 1)
-        self.max_hold_ms = check_number(max_hold_ms, "reorder() max_hold_ms", MS_MAX)
+        self.max_hold_ms = check_real(max_hold_ms, "reorder() max_hold_ms", high=MS_MAX)
 
     def stage(self, rng: random.Random) -> Stage:
         """Return this effect's state for a lane."""

@@ -129,6 +129,59 @@ def default_timeout(value: object, name: str) -> float:
         return -1.0
 
 
+def check_int(
+    value: object,
+    what: str,
+    low: Optional[int] = 0,
+    high: Optional[int] = None,
+    *,
+    bound: str = "",
+    noun: str = "an int",
+) -> int:
+    """Return ``value`` if it is an int from ``low`` to ``high``.
+
+    The one check of every int argument: a size, a count, a port, a tag, a seed.
+
+    Args:
+        value: What the caller gave.
+        what: The argument, as messages name it (``"dribble() size"``).
+        low: The smallest value accepted; ``None`` for no bound.
+        high: The largest value accepted; ``None`` for no bound.
+        bound: How a message says the range after "must be"; by default ``must not be
+            negative`` (as :func:`check_real` says it), ``must be positive``, ``must be N or
+            more`` or ``must be in N-M``.
+        noun: What the argument is, as the ``TypeError`` says it (``"an int or None"``).
+    Returns:
+        The value.
+    Raises:
+        TypeError: If it is not an int (a bool is not).
+        ValueError: If it is outside ``low``-``high``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be {noun}, not {show(value)}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        rule = f"be {bound}" if bound else _int_range(low, high)
+        raise ValueError(f"{what} must {rule}, not {show(value)}")
+    return value
+
+
+def _int_range(low: Optional[int], high: Optional[int]) -> str:
+    # The words check_real uses for the same bound: one wording whatever the type.
+    if high is not None:
+        return f"be at most {high}" if low is None else f"be in {low}-{high}"
+    return {0: "not be negative", 1: "be positive"}.get(low or 0, f"be {low} or more")
+
+
+def check_probability(value: object, what: str) -> float:
+    """Return ``value`` as a float if it is a probability, from 0 to 1 (a chaos rate).
+
+    Raises:
+        TypeError: If it is not a number (a bool is not).
+        ValueError: If it is NaN or not from 0 to 1.
+    """
+    return check_real(value, what, high=1.0)
+
+
 def check_port(port: object, what: str, low: int = 0) -> int:
     """Return ``port`` if it is an int in ``low``-65535.
 
@@ -136,11 +189,7 @@ def check_port(port: object, what: str, low: int = 0) -> int:
         TypeError: If it is not an int.
         ValueError: If it is out of range.
     """
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"{what} port must be an int, not {port!r}")
-    if not low <= port <= 65535:
-        raise ValueError(f"{what} port must be in {low}-65535, not {port!r}")
-    return port
+    return check_int(port, f"{what} port", low, 65535)
 
 
 def check_unix_path(path: str, what: str) -> str:
@@ -185,9 +234,7 @@ def check_timeout(timeout: object, what: str) -> float:
 
 def check_tag(tag: object, what: str) -> int:
     """Return ``tag``; raise ``TypeError`` unless it is an int."""
-    if isinstance(tag, bool) or not isinstance(tag, int):
-        raise TypeError(f"{what} tag must be an int, not {tag!r}")
-    return tag
+    return check_int(tag, f"{what} tag", None)
 
 
 def as_bytes(message: object, what: str) -> bytes:

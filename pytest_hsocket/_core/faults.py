@@ -1,14 +1,11 @@
 """What the TCP fault proxy and the UDP chaos proxy share that is pure: the two directions, the
-base of their specs, and the checks of their arguments.
-
-Each check returns the value it accepts and otherwise raises a one-line ``TypeError`` or
-``ValueError`` that names the argument (``what``, e.g. ``"latency() ms"``) and shows the value.
-Nothing here touches a socket, a clock or gevent.
+base of their specs, and the check of a proxy's ports. Every argument check is in
+:mod:`pytest_hsocket._core.checks`. Nothing here touches a socket, a clock or gevent.
 """
 
 from __future__ import annotations
 
-from pytest_hsocket._core.checks import FINITE_MAX, SECONDS_MAX, check_real
+from pytest_hsocket._core.checks import FINITE_MAX, SECONDS_MAX, check_int, check_real
 
 MS_MAX = SECONDS_MAX * 1000
 """The longest delay in milliseconds: the longest wait in seconds (``_checks.SECONDS_MAX``)."""
@@ -52,57 +49,13 @@ class DelaySpec(FaultSpec):
     """
 
     def __init__(self, ms: float, jitter: float = 0) -> None:
-        self.ms = check_number(ms, f"{self.name}() ms", MS_MAX)
-        self.jitter = check_number(jitter, f"{self.name}() jitter", MS_MAX)
+        self.ms = check_real(ms, f"{self.name}() ms", high=MS_MAX)
+        self.jitter = check_real(jitter, f"{self.name}() jitter", high=MS_MAX)
 
     def describe(self) -> str:
         """Return the call that adds this fault, e.g. ``latency(200, jitter=20)``."""
         jitter = f", jitter={self.jitter:g}" if self.jitter else ""
         return f"{self.name}({self.ms:g}{jitter})"
-
-
-def check_number(value: object, what: str, high: float = SECONDS_MAX) -> float:
-    """Return ``value`` as a float if it is a finite number from 0 to ``high``.
-
-    Args:
-        value: What the caller gave.
-        what: The argument, as messages name it.
-        high: The largest value accepted: :data:`~._checks.SECONDS_MAX` for seconds,
-            :data:`MS_MAX` for milliseconds, :data:`ANY` for a rate with no natural bound.
-    Raises:
-        TypeError: If it is not a number (a bool is not).
-        ValueError: If it is NaN, negative, infinite or larger than ``high``.
-    """
-    return check_real(value, what, high=high)
-
-
-def check_int(value: object, what: str, low: int = 0, bound: str = "") -> int:
-    """Return ``value`` if it is an int of ``low`` or more.
-
-    Args:
-        value: What the caller gave.
-        what: The argument, as messages name it.
-        low: The smallest value accepted.
-        bound: How a message says the range; ``f"{low} or more"`` by default.
-    Raises:
-        TypeError: If it is not an int (a bool is not).
-        ValueError: If it is less than ``low``.
-    """
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {value!r}")
-    if value < low:
-        raise ValueError(f"{what} must be {bound or f'{low} or more'}, not {value!r}")
-    return value
-
-
-def check_rate(value: object, what: str) -> float:
-    """Return ``value`` as a float if it is a probability, from 0 to 1.
-
-    Raises:
-        TypeError: If it is not a number (a bool is not).
-        ValueError: If it is NaN or not from 0 to 1.
-    """
-    return check_real(value, what, high=1.0)
 
 
 def check_ports(caller: str, upstream_port: object, port: object) -> None:
@@ -116,8 +69,5 @@ def check_ports(caller: str, upstream_port: object, port: object) -> None:
         TypeError: If a port is not an int (a bool is not).
         ValueError: If a port is out of range.
     """
-    for value, what, low in ((upstream_port, "upstream_port", 1), (port, "port", 0)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{caller} {what} must be an int, not {value!r}")
-        if not low <= value <= 65535:
-            raise ValueError(f"{caller} {what} must be {low}-65535, not {value!r}")
+    check_int(upstream_port, f"{caller} upstream_port", 1, 65535)
+    check_int(port, f"{caller} port", 0, 65535)

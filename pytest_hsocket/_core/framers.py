@@ -7,13 +7,13 @@ from __future__ import annotations
 import re
 from typing import Callable, Optional, Union
 
+from pytest_hsocket._core.checks import check_int
 from pytest_hsocket._core.frames import (
     _DEFAULT_MAX_LENGTH,
     Buffer,
     FrameError,
     FrameSpec,
     _check_bytes,
-    _check_int,
     _check_length,
 )
 
@@ -74,7 +74,7 @@ class Announced(FrameSpec):
             raise TypeError(f"Announced() include_header must be a bool, not {include_header!r}")
         self._count = count
         self._include_header = include_header
-        self._max_length = _check_int(max_length, "Announced() max_length", 1)
+        self._max_length = check_int(max_length, "Announced() max_length", 1)
 
     def _frame(self, buf: Buffer, start: int, size: int) -> Optional[tuple[int, int, int]]:
         found = buf.find(self._end, start, min(size, start + _MAX_HEADER))
@@ -147,7 +147,7 @@ class Framer(FrameSpec):
             raise TypeError(f"Framer() name must be a str, not {name!r}")
         self._fn = fn
         self._name = name or getattr(fn, "__name__", repr(fn))
-        self._max_length = _check_int(max_length, "Framer() max_length", 1)
+        self._max_length = check_int(max_length, "Framer() max_length", 1)
 
     def _frame(self, buf: Buffer, start: int, size: int) -> Optional[tuple[int, int, int]]:
         available = size - start

@@ -23,6 +23,8 @@ from __future__ import annotations
 import struct
 from typing import Callable, Optional, Union
 
+from pytest_hsocket._core.checks import check_int
+
 __all__ = ["FrameError", "FrameSpec", "Prefixed"]
 
 _DEFAULT_MAX_LENGTH = 64 * 1024 * 1024
@@ -36,14 +38,6 @@ Buffer = Union[bytes, bytearray]
 
 class FrameError(ValueError):
     """The buffered bytes can never make a frame of this spec (the read fails)."""
-
-
-def _check_int(value: object, what: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {value!r}")
-    if value < low:
-        raise ValueError(f"{what} must be {'positive' if low else '0 or more'}, not {value!r}")
-    return value
 
 
 def _check_bytes(value: object, what: str) -> bytes:
@@ -138,12 +132,11 @@ class Prefixed(FrameSpec):
         self._decode = _parse_fmt(fmt)
         if not isinstance(include_header, bool):
             raise TypeError(f"Prefixed() include_header must be a bool, not {include_header!r}")
-        self._max_length = _check_int(max_length, "Prefixed() max_length", 1)
-        self._offset = _check_int(offset, "Prefixed() offset", 0)
-        if isinstance(adjust, bool) or not isinstance(adjust, int):
-            raise TypeError(f"Prefixed() adjust must be an int, not {adjust!r}")
+        self._max_length = check_int(max_length, "Prefixed() max_length", 1)
+        self._offset = check_int(offset, "Prefixed() offset", 0)
+        check_int(adjust, "Prefixed() adjust", None)
         if strip is not None:
-            _check_int(strip, "Prefixed() strip", 0)
+            check_int(strip, "Prefixed() strip", 0)
             if include_header:
                 raise ValueError(
                     f"Prefixed() strip={strip!r} and include_header=True contradict; give one"

@@ -53,7 +53,7 @@ class Chunk:
         return len(self.data) - self.offset
 
 
-class Stage:
+class ToxicStage:
     """A toxic's state on one direction of one connection (the base does nothing).
 
     Attributes:
@@ -98,7 +98,7 @@ class Send(NamedTuple):
 
     data: bytes
     chunk: Chunk
-    stages: tuple[Stage, ...]
+    stages: tuple[ToxicStage, ...]
     readies: tuple[float, ...]
 
 
@@ -141,7 +141,7 @@ class Pipe:
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
         self._chunks: deque[Chunk] = deque()
-        self._stages: list[tuple[Hashable, Stage]] = []
+        self._stages: list[tuple[Hashable, ToxicStage]] = []
         self.buffered = 0
         self.input_closed = False
 

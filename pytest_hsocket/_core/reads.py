@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple, Union
 
+from pytest_hsocket._core.checks import check_int, check_tag
 from pytest_hsocket._core.framers import Announced, Framer
 from pytest_hsocket._core.frames import FrameSpec, Prefixed
 
@@ -109,8 +110,7 @@ def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> 
         ValueError: If a length is negative, a delimiter is empty, or a pattern matches
             the empty string.
     """
-    if isinstance(tag, bool) or not isinstance(tag, int):
-        raise TypeError(f"read() tag must be an int, not {tag!r}")
+    tag = check_tag(tag, "read()")
     matcher: _Matcher
     if isinstance(delimiter, bool):
         raise TypeError(
@@ -118,9 +118,7 @@ def make_request(delimiter: object, tag: object = -1, timeout: float = -1.0) -> 
             f"(Prefixed, Announced, Framer), not {delimiter!r}"
         )
     if isinstance(delimiter, int):
-        if delimiter < 0:
-            raise ValueError(f"read() length must not be negative, not {delimiter!r}")
-        matcher = delimiter
+        matcher = check_int(delimiter, "read() length")
     elif isinstance(delimiter, (bytes, bytearray, memoryview)):
         matcher = bytes(delimiter)
         if not matcher:

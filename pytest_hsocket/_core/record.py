@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any, NamedTuple, Optional, Union
 
-from pytest_hsocket._core.checks import FINITE_MAX, check_real, show
+from pytest_hsocket._core.checks import FINITE_MAX, check_int, check_real, show
 from pytest_hsocket._core.rules import Script
 from pytest_hsocket._core.transcript import Transcript
 
@@ -116,8 +116,7 @@ def _parse_entry(obj: Any) -> RecordEntry:
     direction, conn, t = obj["dir"], obj["conn"], obj["t"]
     if not isinstance(direction, str) or direction not in DIRECTIONS:
         raise ValueError(f"'dir' must be 'upstream' or 'downstream', not {_brief(direction)}")
-    if isinstance(conn, bool) or not isinstance(conn, int):
-        raise TypeError(f"'conn' must be an int, not {_brief(conn)}")
+    check_int(conn, "'conn'", None)
     seconds = check_real(t, "'t'", high=FINITE_MAX, noun="a number of seconds")
     return RecordEntry(seconds, direction, conn, data)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Optional, Union
 
+from pytest_hsocket._core.checks import check_int
 from pytest_hsocket._core.frames import FrameError, FrameSpec
 from pytest_hsocket._core.reads import zero_width
 from pytest_hsocket._core.transcript import brief
@@ -191,9 +192,7 @@ def make_spec(match: object) -> Spec:
             raise ValueError("expect() match must not be empty, not b''")
         return data
     if isinstance(match, int):
-        if match <= 0:
-            raise ValueError(f"expect() length must be positive, not {match!r}")
-        return match
+        return check_int(match, "expect() length", 1)
     if isinstance(match, (Until, FrameSpec)):
         return match
     if isinstance(match, re.Pattern):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple, Optional, Union
 
-from pytest_hsocket._core.checks import check_seconds
+from pytest_hsocket._core.checks import check_int, check_seconds
 from pytest_hsocket._core.rule_specs import (
     _NEED,
     _NO,
@@ -47,17 +47,6 @@ Payload = Union[bytes, str, Callable[[bytes], Union[bytes, str, None]]]
 
 _FAULTS = frozenset({"dribble", "trickle", "truncate", "reset_after", "garbage"})
 _ENDINGS = frozenset({"close", "reset", "truncate", "reset_after", "stall"})
-
-
-def _positive(value: object, what: str, zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {value!r}")
-    if value < 0 or (value == 0 and not zero):
-        raise ValueError(f"{what} must be {'0 or more' if zero else 'positive'}, not {value!r}")
-
-
-def _seconds(value: object, what: str) -> None:
-    check_seconds(value, what)
 
 
 class Action(NamedTuple):
@@ -172,35 +161,37 @@ class Rule:
     def dribble(self, payload: Payload, size: int = 1, delay: float = 0.01) -> Rule:
         """Send ``payload`` in slices of ``size`` bytes, ``delay`` seconds apart."""
         self._check_payload(payload, "dribble()")
-        _positive(size, "dribble() size")
-        _seconds(delay, "dribble() delay")
+        check_int(size, "dribble() size", 1)
+        check_seconds(delay, "dribble() delay")
         self._add("dribble", (payload, size, float(delay)))
         return self
 
     def trickle(self, payload: Payload, rate: int) -> Rule:
         """Send ``payload`` at ``rate`` bytes per second at most (in 20 ms slices)."""
         self._check_payload(payload, "trickle()")
-        _positive(rate, "trickle() rate")
+        check_int(rate, "trickle() rate", 1)
         self._add("trickle", (payload, rate))
         return self
 
     def truncate(self, payload: Payload, after: int) -> Rule:
         """Send the first ``after`` bytes of ``payload``, then close: a response cut short."""
         self._check_payload(payload, "truncate()")
-        _positive(after, "truncate() after", zero=True)
+        check_int(after, "truncate() after")
         self._add("truncate", (payload, after), payload)
         return self
 
     def reset_after(self, payload: Payload, after: int) -> Rule:
         """Send the first ``after`` bytes of ``payload``, then reset the connection (RST)."""
         self._check_payload(payload, "reset_after()")
-        _positive(after, "reset_after() after", zero=True)
+        check_int(after, "reset_after() after")
         self._add("reset_after", (payload, after), payload)
         return self
 
     def garbage(self, size: int, seed: Optional[int] = None) -> Rule:
         """Send ``size`` random bytes (reproducible with ``seed``)."""
-        _positive(size, "garbage() size")
+        check_int(size, "garbage() size", 1)
+        if seed is not None:  # checked here: random.Random() would refuse it only at play
+            check_int(seed, "garbage() seed", None, noun="an int or None")
         self._add("garbage", (size, seed))
         return self
 
@@ -280,10 +271,10 @@ class Script:
             raise TypeError(f"expect() name must be a str, not {name!r}")
         if not isinstance(shared, bool):
             raise TypeError(f"expect() shared must be a bool, not {shared!r}")
-        if times is not None and (
-            isinstance(times, bool) or not isinstance(times, int) or times < 1
-        ):
-            raise ValueError(f"expect() times must be a positive int or None, not {times!r}")
+        if times is not None:
+            check_int(
+                times, "expect() times", 1, bound="a positive int or None", noun="an int or None"
+            )
         rule = Rule(spec, times, ordered, checked, name, shared)
         self.rules.append(rule)
         return rule

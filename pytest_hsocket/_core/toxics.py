@@ -2,8 +2,8 @@
 
 A toxic is a spec (:class:`Latency`, :class:`Bandwidth`, :class:`Slicer`, :class:`Timeout`,
 :class:`ResetPeer`, :class:`LimitData`) that checks its arguments once, and makes a fresh
-:class:`Stage` for every direction of every connection it meets; the pipe (``_pipe``) asks the
-stages, in the order the toxics were added, when its next piece may go and how big it may be.
+:class:`ToxicStage` for every direction of every connection it meets; the pipe (``_pipe``) asks
+the stages, in the order the toxics were added, when its next piece may go and how big it may be.
 Everything here is pure: times are plain floats, randomness comes from the pipe's
 ``random.Random``.
 """
@@ -14,7 +14,8 @@ import math
 import random
 from typing import Optional
 
-from pytest_hsocket._core.faults import ANY, DelaySpec, FaultSpec, check_int, check_number
+from pytest_hsocket._core.checks import check_int, check_real
+from pytest_hsocket._core.faults import ANY, DelaySpec, FaultSpec
 from pytest_hsocket._core.pipe import (
     CLOSE,
     RESET,
@@ -24,8 +25,8 @@ from pytest_hsocket._core.pipe import (
     Finish,
     Pipe,
     Send,
-    Stage,
     Step,
+    ToxicStage,
     Wait,
 )
 
@@ -44,7 +45,7 @@ __all__ = [
     "ResetPeer",
     "Send",
     "Slicer",
-    "Stage",
+    "ToxicStage",
     "Step",
     "Timeout",
     "ToxicSpec",
@@ -55,7 +56,7 @@ BANDWIDTH_TICKS = 100
 """A bandwidth cap sends in pieces of 1/100 s worth of bytes, so the rate is smooth."""
 
 
-class _LatencyStage(Stage):
+class _LatencyStage(ToxicStage):
     def __init__(self, spec: Latency, rng: random.Random) -> None:
         self._delay = spec.ms / 1000.0
         self._jitter = spec.jitter / 1000.0
@@ -72,7 +73,7 @@ class _LatencyStage(Stage):
         return ready + max(0.0, self._delay + extra), size
 
 
-class _BandwidthStage(Stage):
+class _BandwidthStage(ToxicStage):
     def __init__(self, spec: Bandwidth) -> None:
         self._rate = spec.bytes_per_second
         self._quantum = max(1, int(self._rate // BANDWIDTH_TICKS))
@@ -88,7 +89,7 @@ class _BandwidthStage(Stage):
         self._free_at = max(ready, self._free_at) + size / self._rate
 
 
-class _SlicerStage(Stage):
+class _SlicerStage(ToxicStage):
     def __init__(self, spec: Slicer) -> None:
         self._size = spec.size
         self._delay = spec.delay
@@ -103,7 +104,7 @@ class _SlicerStage(Stage):
         self._last = sent_at
 
 
-class _TimeoutStage(Stage):
+class _TimeoutStage(ToxicStage):
     drops = True
 
     def __init__(self, spec: Timeout, now: float) -> None:
@@ -115,7 +116,7 @@ class _TimeoutStage(Stage):
         return None
 
 
-class _CountStage(Stage):
+class _CountStage(ToxicStage):
     def __init__(self, after_bytes: int, ending: str) -> None:
         self._left = after_bytes
         self._ending = ending
@@ -139,9 +140,9 @@ class ToxicSpec(FaultSpec):
 
     name = "toxic"
 
-    def stage(self, now: float, rng: random.Random) -> Stage:
+    def stage(self, now: float, rng: random.Random) -> ToxicStage:
         """Return this toxic's state for a direction it meets at ``now``."""
-        return Stage()
+        return ToxicStage()
 
 
 class Latency(ToxicSpec, DelaySpec):
@@ -157,7 +158,7 @@ class Latency(ToxicSpec, DelaySpec):
 
     name = "latency"
 
-    def stage(self, now: float, rng: random.Random) -> Stage:
+    def stage(self, now: float, rng: random.Random) -> ToxicStage:
         """Return this toxic's state for a direction it meets at ``now``."""
         return _LatencyStage(self, rng)
 
@@ -175,11 +176,13 @@ class Bandwidth(ToxicSpec):
     name = "bandwidth"
 
     def __init__(self, bytes_per_second: float) -> None:
-        self.bytes_per_second = check_number(bytes_per_second, "bandwidth() bytes_per_second", ANY)
+        self.bytes_per_second = check_real(
+            bytes_per_second, "bandwidth() bytes_per_second", high=ANY
+        )
         if not self.bytes_per_second:
             raise ValueError("bandwidth() bytes_per_second must be positive, not 0")
 
-    def stage(self, now: float, rng: random.Random) -> Stage:
+    def stage(self, now: float, rng: random.Random) -> ToxicStage:
         """Return this toxic's state for a direction it meets at ``now``."""
         return _BandwidthStage(self)
 
@@ -202,10 +205,10 @@ class Slicer(ToxicSpec):
     name = "slicer"
 
     def __init__(self, size: int, delay: float = 0) -> None:
-        self.size = check_int(size, "slicer() size", 1, "positive")
-        self.delay = check_number(delay, "slicer() delay")
+        self.size = check_int(size, "slicer() size", 1)
+        self.delay = check_real(delay, "slicer() delay")
 
-    def stage(self, now: float, rng: random.Random) -> Stage:
+    def stage(self, now: float, rng: random.Random) -> ToxicStage:
         """Return this toxic's state for a direction it meets at ``now``."""
         return _SlicerStage(self)
 
@@ -227,9 +230,9 @@ class Timeout(ToxicSpec):
     name = "timeout"
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = check_number(seconds, "timeout() seconds")
+        self.seconds = check_real(seconds, "timeout() seconds")
 
-    def stage(self, now: float, rng: random.Random) -> Stage:
+    def stage(self, now: float, rng: random.Random) -> ToxicStage:
         """Return this toxic's state for a direction it meets at ``now``."""
         return _TimeoutStage(self, now)
 
@@ -253,7 +256,7 @@ class ResetPeer(ToxicSpec):
     def __init__(self, after_bytes: int) -> None:
         self.after_bytes = check_int(after_bytes, "reset_peer() after_bytes")
 
-    def stage(self, now: float, rng: random.Random) -> Stage:
+    def stage(self, now: float, rng: random.Random) -> ToxicStage:
         """Return this toxic's state for a direction it meets at ``now``."""
         return _CountStage(self.after_bytes, RESET)
 
@@ -277,7 +280,7 @@ class LimitData(ToxicSpec):
     def __init__(self, after_bytes: int) -> None:
         self.after_bytes = check_int(after_bytes, "limit_data() after_bytes")
 
-    def stage(self, now: float, rng: random.Random) -> Stage:
+    def stage(self, now: float, rng: random.Random) -> ToxicStage:
         """Return this toxic's state for a direction it meets at ``now``."""
         return _CountStage(self.after_bytes, CLOSE)
 

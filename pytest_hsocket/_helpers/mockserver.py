@@ -8,6 +8,7 @@ import ssl
 import time
 from typing import Any, Callable, Optional, Union
 
+from pytest_hsocket._core.checks import check_int
 from pytest_hsocket._core.errors import HSocketError, InvalidThreadUseError
 from pytest_hsocket._core.fragment import Fragmenter
 from pytest_hsocket._core.platform import is_unix_family
@@ -217,10 +218,10 @@ class MockServer(ScriptPlayer, LocalAddress):
         """Return the script of the ``number``-th connection (1-based), created empty.
 
         Raises:
-            ValueError: If ``number`` is not a positive int.
+            TypeError: If ``number`` is not an int.
+            ValueError: If ``number`` is not positive.
         """
-        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-            raise ValueError(f"connection() number must be a positive int, not {number!r}")
+        check_int(number, "connection() number", 1)
         return self._scripts.setdefault(number, Script())
 
     def replay(self, recording: Union[PathLike, list[RecordEntry]]) -> MockServer:

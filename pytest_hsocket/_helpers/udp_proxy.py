@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
-from pytest_hsocket._core.checks import check_wait
+from pytest_hsocket._core.checks import check_int, check_wait
 from pytest_hsocket._core.errors import HSocketError, InvalidThreadUseError
 from pytest_hsocket._core.faults import DIRECTIONS, DOWNSTREAM, UPSTREAM, check_ports
 from pytest_hsocket._core.lane import Stats
@@ -86,8 +86,7 @@ class UdpProxy(Proxy[ChaosDirection]):
             OSError: If the upstream host does not resolve, or binding fails.
         """
         check_ports("UdpProxy.start()", upstream_port, port)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"UdpProxy.start() seed must be an int, not {seed!r}")
+        check_int(seed, "UdpProxy.start() seed", None)
         proxy = cls(
             (upstream_host, upstream_port),
             name=name or f"hsock_udp_proxy to {upstream_host}:{upstream_port}",

@@ -11,14 +11,13 @@ import gevent
 from gevent import GreenletExit
 
 from pytest_hsocket._core.address import parse_address
-from pytest_hsocket._core.checks import SECONDS_MAX, check_wait
+from pytest_hsocket._core.checks import SECONDS_MAX, check_int, check_probability, check_wait
 from pytest_hsocket._core.errors import (
     ConnectionClosed,
     HSocketError,
     InvalidThreadUseError,
     ReadTimeout,
 )
-from pytest_hsocket._core.faults import check_int, check_rate
 from pytest_hsocket._core.script import Action, Conversation, MatchSpec, Rule, Script
 from pytest_hsocket._core.transcript import Transcript
 from pytest_hsocket._helpers.mockserver import raise_problems
@@ -189,14 +188,16 @@ class UdpMockServer(UdpSocket, LocalAddress):
         Returns:
             This server. ``chaos_stats`` counts what was done.
         Raises:
-            TypeError: If a rate is not a number or ``truncate`` not an int (a bool is neither).
+            TypeError: If a rate is not a number, or ``truncate`` or ``seed`` not an int (a bool
+                is neither).
             ValueError: If a rate is NaN or outside 0-1, or ``truncate`` is negative.
         """
-        drop = check_rate(drop, "chaos() drop")
-        duplicate = check_rate(duplicate, "chaos() duplicate")
-        truncate_rate = check_rate(truncate_rate, "chaos() truncate_rate")
+        drop = check_probability(drop, "chaos() drop")
+        duplicate = check_probability(duplicate, "chaos() duplicate")
+        truncate_rate = check_probability(truncate_rate, "chaos() truncate_rate")
         if truncate is not None:
             truncate = check_int(truncate, "chaos() truncate")
+        check_int(seed, "chaos() seed", None)
         self._chaos = (drop, duplicate, truncate, truncate_rate, random.Random(seed))
         return self
 

@@ -84,15 +84,15 @@ class SocketCore(ReadDelivery):
         self._on_connect: list[ConnectHook] = []
         self._callbacks = CallbackQueue(self._callback_failed)
         self._read_batch: Optional[list[Completed]] = None
-        # The read fast lane (see _run_lane): the loop thread's id while a read callback may
+        # The fast-read path (see _run_fast_reads): the loop thread's id while a read callback may
         # complete its next delimiter read at once, the queue it takes from, the read it
         # completed, and the delimiter object validated last (read() checks it by identity).
-        self._lane = 0
-        self._lane_queue: Any = None
-        self._lane_data: Optional[bytes] = None
-        self._lane_tag = -1
-        self._lane_delim: Optional[bytes] = None
-        self._lane_stop = False
+        self._fast_reads = 0
+        self._fast_queue: Any = None
+        self._fast_data: Optional[bytes] = None
+        self._fast_tag = -1
+        self._fast_delim: Optional[bytes] = None
+        self._fast_stop = False
         self._last_request: Optional[ReadRequest] = None
         self.callback_errors: list[CallbackError] = []
         self.last_disconnect_reason = ""
@@ -120,11 +120,11 @@ class SocketCore(ReadDelivery):
         check_callable(fn, "callback")
         self._callback = fn
         self._callback_takes_client = fn is not None and _takes_client(fn)
-        # A read fast lane open now (set_callback inside a read callback) closes: the next
+        # A fast-read path open now (set_callback inside a read callback) closes: the next
         # read goes the ordinary way, which refuses it if there is no callback any more.
-        self._lane = 0
+        self._fast_reads = 0
         for client in self._clients:
-            client._lane = 0
+            client._fast_reads = 0
         return self
 
     setCallback = set_callback

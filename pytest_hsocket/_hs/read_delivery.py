@@ -1,9 +1,9 @@
 """How a TCP socket hands the reads its stream completed to the read callback, on the loop.
 
 Three ways, each giving the same data in the same order: a batch in a callback greenlet (the
-ordinary way, :meth:`ReadDelivery._dispatch_reads`); the read fast lane inside it, while a
+ordinary way, :meth:`ReadDelivery._dispatch_reads`); the fast-read path inside it, while a
 callback keeps queueing its next delimiter read from bytes already buffered
-(:meth:`ReadDelivery._run_lane`); and, for a server callback of ours that never waits nor runs
+(:meth:`ReadDelivery._run_fast_reads`); and, for a server callback of ours that never waits nor runs
 user code (a mock server playing a plain script), in the loop's turn that read the data
 (:meth:`ReadDelivery._dispatch_inline`).
 """
@@ -48,11 +48,11 @@ class ReadDelivery:
     _callbacks: CallbackQueue
     _read_batch: Optional[list[Completed]]
     _tap: Optional[Tap]
-    _lane: int
-    _lane_queue: Optional[ReadQueue]
-    _lane_data: Optional[bytes]
-    _lane_tag: int
-    _lane_stop: bool
+    _fast_reads: int
+    _fast_queue: Optional[ReadQueue]
+    _fast_data: Optional[bytes]
+    _fast_tag: int
+    _fast_stop: bool
 
     def _callback_failed(self, where: str, exc: BaseException) -> None:
         raise NotImplementedError  # pragma: no cover - SocketCore's
@@ -64,8 +64,8 @@ class ReadDelivery:
         batch = self._read_batch
         if batch is not None:
             batch += done  # the batch still being dispatched takes them, in order
-            if self._lane_queue is not None:
-                self._lane_stop = True
+            if self._fast_queue is not None:
+                self._fast_stop = True
             return
         batch = self._read_batch = list(done)
         parent = self.parent
@@ -117,8 +117,8 @@ class ReadDelivery:
         owner = self.parent or self
         index = 0
         debug = log.isEnabledFor(logging.DEBUG)  # once a batch: free when DEBUG is off
-        # The stream the read fast lane may run on (see _run_lane), or None.
-        lane = self._stream if self._tap is None and not debug and self._plain_push else None
+        # The stream the fast-read path may run on (see _run_fast_reads), or None.
+        fast_stream = self._stream if self._tap is None and not debug and self._plain_push else None
         try:
             while index < len(batch):  # the batch may grow while its callbacks run
                 data, tag = batch[index]
@@ -134,14 +134,14 @@ class ReadDelivery:
                     )
                     continue
                 if (
-                    lane is not None
+                    fast_stream is not None
                     and index == len(batch)
-                    and not lane.closed
-                    and lane.queue.buffered
+                    and not fast_stream.closed
+                    and fast_stream.queue.buffered
                 ):
                     # Only with bytes buffered: a request/response peer's next line is not
-                    # there yet, and the lane would only be set up to find nothing.
-                    self._run_lane(owner, fn, data, tag, batch, index, lane)
+                    # there yet, and the fast-read path would only be set up to find nothing.
+                    self._run_fast_reads(owner, fn, data, tag, batch, index, fast_stream)
                     continue
                 try:
                     if owner._callback_takes_client:
@@ -156,7 +156,7 @@ class ReadDelivery:
             if self._read_batch is batch:
                 self._read_batch = None
 
-    def _run_lane(
+    def _run_fast_reads(
         self,
         owner: ReadDelivery,
         fn: ReadCallback,
@@ -166,17 +166,19 @@ class ReadDelivery:
         index: int,
         stream: Stream,
     ) -> None:
-        # The fast lane, for the last read of a batch: while the callback queues its next
+        # The fast-read path, for the last read of a batch: while the callback queues its next
         # delimiter read, read() completes it at once from the buffer (ReadQueue.take) and
-        # leaves it in _lane_data, and it is delivered here, with no request, push or batch in
+        # leaves it in _fast_data, and it is delivered here, with no request, push or batch in
         # between. What completes, and in what order, is what a push would give; a read that
-        # finds the lane closed (a second read in one callback, a length, another greenlet)
-        # takes the ordinary path. Transcripts (a tap) and DEBUG logs never use the lane.
-        self._lane_queue = stream.queue
-        lane_id = self._loop.thread_id or 0
+        # finds the fast-read path closed (a second read in a callback, a length, another greenlet)
+        # takes the ordinary path. Transcripts (a tap) and DEBUG logs never use the fast-read path.
+        self._fast_queue = stream.queue
+        reader_id = self._loop.thread_id or 0
         takes_client = owner._callback_takes_client
         count = 0
-        self._lane = lane_id  # open while the lane runs; a read takes it once per callback
+        self._fast_reads = (
+            reader_id  # open while the fast-read path runs; a read takes it once per callback
+        )
         try:
             while True:
                 try:
@@ -188,25 +190,25 @@ class ReadDelivery:
                     raise
                 except BaseException as exc:  # pytest.fail() too: never swallowed
                     self._callback_failed("hs.socket:read callback", exc)
-                taken = self._lane_data
+                taken = self._fast_data
                 if taken is None:
                     break
-                self._lane_data = None
-                data, tag = taken, self._lane_tag
+                self._fast_data = None
+                data, tag = taken, self._fast_tag
                 count += 1
-                # Leave the lane when a read completed into the batch behind this one (its
+                # Leave the fast-read path when a read completed into the batch behind this one (its
                 # callback must not take the bytes after it first: _stream_read says so),
                 # the callback changed, or for fairness.
-                if self._lane_stop or owner._callback is not fn or not count & 1023:
-                    self._lane = 0
+                if self._fast_stop or owner._callback is not fn or not count & 1023:
+                    self._fast_reads = 0
                     batch.insert(index, _completed((data, tag)))  # next, ahead of the rest
                     if not count & 1023:
                         stream.resume_reading()
                         gevent.sleep(0)  # let the loop's other sockets (and the reader) run
                     break
         finally:
-            self._lane = 0
-            self._lane_queue = None
-            self._lane_stop = False
+            self._fast_reads = 0
+            self._fast_queue = None
+            self._fast_stop = False
         if stream.eof:
             stream.check_eof()  # as _deliver does after a batch

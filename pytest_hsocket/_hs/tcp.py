@@ -230,25 +230,25 @@ class Socket(TlsStart):
             ValueError: If a length is not positive or a delimiter is empty.
         """
         if (
-            self._lane == _get_ident()
-            and self._lane_data is None
-            and delimiter is self._lane_delim
-            and (tag is self._lane_tag or type(tag) is int)
+            self._fast_reads == _get_ident()
+            and self._fast_data is None
+            and delimiter is self._fast_delim
+            and (tag is self._fast_tag or type(tag) is int)
         ):
-            # A read callback queueing its next delimiter read (see _run_lane): complete it at
-            # once from the buffer, as a push would, and hand it back to the lane.
-            queue = self._lane_queue
+            # A read callback queueing its next delimiter read (see _run_fast_reads): complete
+            # it at once from the buffer, as a push would, and hand it back to the fast path.
+            queue = self._fast_queue
             index = queue.lines_next
             if index < queue.lines_last and delimiter is queue.lines_delim:
                 # ReadQueue.take inline (the hot path), short of a split's last line.
                 queue.lines_next = index + 1
-                self._lane_data = queue.lines[index]
-                self._lane_tag = tag
+                self._fast_data = queue.lines[index]
+                self._fast_tag = tag
                 return self
             data = queue.take(delimiter)
             if data is not None:
-                self._lane_data = data
-                self._lane_tag = tag
+                self._fast_data = data
+                self._fast_tag = tag
                 stream = self._stream
                 if stream is not None and stream.eof:
                     stream.check_eof()  # as a push would: closed once the buffer is drained
@@ -263,7 +263,7 @@ class Socket(TlsStart):
             request = last  # a state machine re-queueing the same read: reuse it
         elif type(delimiter) is bytes and type(tag) is int and delimiter:
             request = self._last_request = ReadRequest(delimiter, tag, self._timeout)
-            self._lane_delim = delimiter
+            self._fast_delim = delimiter
         else:
             request = make_request(delimiter, tag, self._timeout)
         owner = self.parent or self

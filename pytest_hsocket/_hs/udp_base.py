@@ -14,7 +14,12 @@ import gevent
 import pytest_hsocket._core.platform as _platform
 import pytest_hsocket._hs.info as _info
 from pytest_hsocket._core.address import ip_family, parse_address, sockaddr_of
-from pytest_hsocket._core.checks import check_callable, check_timeout, default_timeout
+from pytest_hsocket._core.checks import (
+    check_callable,
+    check_int,
+    check_timeout,
+    default_timeout,
+)
 from pytest_hsocket._core.errors import CallbackError, raise_first
 from pytest_hsocket._io.datagram import Datagrams
 from pytest_hsocket._io.listener import _getaddrinfo
@@ -109,10 +114,7 @@ class UdpCore:
             TypeError: If ``size`` or ``version`` is not an int.
             ValueError: If ``size`` is negative or ``version`` is not 4, 6 or None.
         """
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise TypeError(f"set_buffer_size() size must be an int, not {size!r}")
-        if size < 0:
-            raise ValueError(f"set_buffer_size() size must be 0 or more, not {size!r}")
+        check_int(size, "set_buffer_size() size")
         if version not in (None, 4, 6):
             raise ValueError(f"set_buffer_size() version must be 4, 6 or None, not {version!r}")
         if version in (None, 4):
@@ -135,8 +137,7 @@ class UdpCore:
         Raises:
             TypeError: If ``version`` is not an int or ``flag`` not a bool.
         """
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise TypeError(f"enable_ipv() version must be an int, not {version!r}")
+        check_int(version, "enable_ipv() version", None)
         if not isinstance(flag, bool):
             raise TypeError(f"enable_ipv() flag must be a bool, not {flag!r}")
         if version not in (4, 6):

@@ -205,10 +205,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is None or "hsock_fragmentation" not in metafunc.fixturenames:
         return
     runs = marker.kwargs.get("runs", marker.args[0] if marker.args else 20)
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise pytest.UsageError(
-            f"@pytest.mark.hsock_fragment runs must be a positive int, not {runs!r}"
+    from pytest_hsocket._core.checks import check_int  # lazy: only a marked test pays for it
+
+    try:
+        check_int(
+            runs,
+            "@pytest.mark.hsock_fragment runs",
+            1,
+            bound="a positive int",
+            noun="a positive int",
         )
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(str(exc)) from None
     metafunc.parametrize(
         "hsock_fragmentation", range(runs), indirect=True, ids=[f"split{n}" for n in range(runs)]
     )
