@@ -198,3 +198,31 @@ def test_any_buffer_size_of_0_or_more_is_accepted(size: int) -> None:
     with udp.new() as sock:
         sock.set_buffer_size(size)
         assert sock.info()["maxReceiveIPv4BufferSize"] == min(size, 65535)
+
+
+def _open_fds() -> set[str]:
+    import os
+
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="needs /proc")
+@pytest.mark.parametrize("sends", [1, 3], ids=["one-send", "three-sends"])
+def test_close_right_after_a_first_send_closes_the_os_socket(sends: int) -> None:
+    # The OS socket of a first send is made on the loop; close() asked only the caller's view
+    # (no socket yet), returned without going to the loop, and the socket made after it leaked.
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    port = receiver.getsockname()[1]
+    try:
+        udp.new().send(b"warm", "127.0.0.1", port).close()  # the loop and its fds exist now
+        before = _open_fds()
+        for _ in range(20):
+            sock = udp.new()
+            for _ in range(sends):
+                sock.send(b"x", "127.0.0.1", port)
+            sock.close()
+            assert sock.closed()
+        assert _open_fds() == before
+    finally:
+        receiver.close()

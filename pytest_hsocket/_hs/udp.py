@@ -238,6 +238,7 @@ class UdpSocket(UdpCore):
         if not data:
             log.warning("Ignoring attempt to send nil/empty data.")
             return self
+        self._handed_off = True
         self._loop.call(self._push_send, data, host, port, tag, fn)
         return self
 
@@ -320,7 +321,7 @@ class UdpSocket(UdpCore):
         Returns:
             This socket.
         """
-        if self._io is not None or self._connecting:
+        if self._io is not None or self._connecting or self._handed_off:
             self._loop.run_sync(lambda: self._close(None))
         return self
 

@@ -74,6 +74,9 @@ class UdpCore:
             tuple[bytes, Optional[str], Optional[int], int, Optional[SendCallback]]
         ] = deque()
         self._send_worker: Any = None
+        # Work handed to the loop that may make the OS socket there (a first send): close()
+        # must then go to the loop too, or the socket made after it would leak.
+        self._handed_off = False
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -323,7 +326,7 @@ class UdpCore:
         io, self._io = self._io, None
         if io is not None:
             io.close()
-        self._bound = self._connected = self._connecting = False
+        self._bound = self._connected = self._connecting = self._handed_off = False
         self._peer = ("", 0)
         self._user_data = ""
         level = logging.DEBUG if reason is None else logging.WARNING
