@@ -14,7 +14,7 @@ from pytest_hsocket._core.frames import (
     FrameError,
     FrameSpec,
     _check_bytes,
-    _check_length,
+    _frame_end,
 )
 
 __all__ = ["Announced", "Framer"]
@@ -91,16 +91,10 @@ class Announced(FrameSpec):
             raise FrameError(
                 f"count {match.group(1)!r} is not a decimal number in a {self!r} read"
             ) from None
-        _check_length(self, length)
         trailer = self._trailer
-        end = body + length + len(trailer)
-        if size < end:
+        end = _frame_end(self, buf, body, length, size, trailer)
+        if end is None:
             return None
-        if trailer and buf[end - len(trailer) : end] != trailer:
-            got = bytes(buf[end - len(trailer) : end])
-            raise FrameError(
-                f"frame ends in {got!r}, not the trailer {trailer!r}, in a {self!r} read"
-            )
         if self._include_header:
             return start, end, end
         return body, end - len(trailer), end

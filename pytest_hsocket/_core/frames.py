@@ -51,6 +51,21 @@ def _check_length(spec: FrameSpec, length: int) -> None:
         raise FrameError(f"length {length} over max_length {spec._max_length} in a {spec!r} read")
 
 
+def _frame_end(
+    spec: FrameSpec, buf: Buffer, body: int, length: int, size: int, trailer: bytes
+) -> Optional[int]:
+    # Where a frame whose payload starts at ``body`` ends, its trailer checked; None: need more.
+    # Shared by the length-field and the announced-count frames.
+    _check_length(spec, length)
+    end = body + length + len(trailer)
+    if size < end:
+        return None
+    if trailer and buf[end - len(trailer) : end] != trailer:
+        got = bytes(buf[end - len(trailer) : end])
+        raise FrameError(f"frame ends in {got!r}, not the trailer {trailer!r}, in a {spec!r} read")
+    return end
+
+
 class FrameSpec:
     """The base of the frame specs: a frame's data is measured from the buffered bytes."""
 
@@ -200,16 +215,10 @@ class Prefixed(FrameSpec):
                 f"length {length - self._adjust} with adjust {self._adjust} is negative "
                 f"in a {self!r} read"
             )
-        _check_length(self, length)
         trailer = self._trailer
-        end = body + length + len(trailer)
-        if size < end:
+        end = _frame_end(self, buf, body, length, size, trailer)
+        if end is None:
             return None
-        if trailer and buf[end - len(trailer) : end] != trailer:
-            got = bytes(buf[end - len(trailer) : end])
-            raise FrameError(
-                f"frame ends in {got!r}, not the trailer {trailer!r}, in a {self!r} read"
-            )
         if self._include_header:
             return start, end, end
         data_from = body if self._strip is None else start + self._strip
