@@ -21,7 +21,7 @@ from pytest_hsocket._core.reads import (
     Framer,
     Prefixed,
     ReadRequest,
-    _completed,
+    completed,
     make_request,
 )
 
@@ -228,7 +228,7 @@ class ReadQueue:
                     end = found + len(matcher)
                     data = bytes(buf[:end])
                     del buf[:end]
-                    return [_completed((data, request.tag))]
+                    return [completed((data, request.tag))]
                 self.reads_queued.append(request)
                 self._scan_from = max(0, len(buf) - len(matcher) + 1)
                 return []
@@ -259,14 +259,14 @@ class ReadQueue:
                 if chunk.find(matcher) == len(chunk) - len(matcher):
                     requests.popleft()
                     if requests:  # a read(0) after it completes too, in order
-                        return [_completed((chunk, request.tag)), *self._drain()]
-                    return [_completed((chunk, request.tag))]
+                        return [completed((chunk, request.tag)), *self._drain()]
+                    return [completed((chunk, request.tag))]
                 data = chunk
             elif type(matcher) is int and matcher == AVAILABLE:
                 requests.popleft()
                 if requests:
-                    return [_completed((bytes(data), request.tag)), *self._drain()]
-                return [_completed((bytes(data), request.tag))]
+                    return [completed((bytes(data), request.tag)), *self._drain()]
+                return [completed((bytes(data), request.tag))]
         self._buf += data
         if requests:
             return self._drain()
@@ -367,7 +367,7 @@ class ReadQueue:
                         data = bytes(view[data_from:data_end])
                 else:
                     data = bytes(buf[data_from:data_end])
-                done.append(_completed((data, request.tag)))
+                done.append(completed((data, request.tag)))
                 start = end
                 requests.popleft()
                 self._scan_from = 0
@@ -409,7 +409,7 @@ class ReadQueue:
                     data = bytes(view[data_from:end])  # one copy, not two
             else:
                 data = bytes(buf[data_from:end])
-            done.append(_completed((data, request.tag)))
+            done.append(completed((data, request.tag)))
             start = end
             requests.popleft()
             self._scan_from = 0

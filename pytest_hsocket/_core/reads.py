@@ -88,7 +88,7 @@ class Completed(NamedTuple):
     tag: int
 
 
-def _completed(pair: tuple[bytes, int], _new: Any = tuple.__new__) -> Completed:
+def completed(pair: tuple[bytes, int], _new: Any = tuple.__new__) -> Completed:
     """``Completed(*pair)`` without NamedTuple's Python-level ``__new__`` (hot path)."""
     return _new(Completed, pair)  # type: ignore[no-any-return]
 

@@ -23,8 +23,8 @@ from pytest_hsocket._core.transcript import TaggedBytes, Transcript
 from pytest_hsocket._hs.base import log
 from pytest_hsocket._hs.tcp import ReadCallback, ReadDelimiter, Socket
 from pytest_hsocket._io.stream import PEER_CLOSED, Stream
-from pytest_hsocket._loop.hub import _get_ident
 from pytest_hsocket._loop.offload import to_thread
+from pytest_hsocket._loop.originals import get_ident
 from pytest_hsocket._loop.sync import Gate
 
 # How long a helper giving up waits for the loop to take its read back.
@@ -149,7 +149,7 @@ class ClientReads(Socket):
         self._wake_waiters()
 
     def _refuse_on_loop(self, what: str) -> None:
-        if _get_ident() == self._loop.thread_id:
+        if get_ident() == self._loop.thread_id:
             raise InvalidThreadUseError(
                 f"{what}() blocks; call it from the test, not from a socket callback"
             )

@@ -29,7 +29,8 @@ from typing import Any, Optional
 from pytest_hsocket._core.errors import InvalidThreadUseError
 from pytest_hsocket._helpers.mockserver import MockServer
 from pytest_hsocket._io.listener import Acceptor, accept_one, bind_listener
-from pytest_hsocket._loop.hub import _allocate_lock, get_loop
+from pytest_hsocket._loop.hub import get_loop
+from pytest_hsocket._loop.originals import allocate_lock
 from pytest_hsocket._loop.sync import Gate
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class _Lease:
         # Held while a connection is taken from the backlog and handed to the server it goes
         # to, and while start() drains the backlog and lends the listener: so a connection
         # that was in the backlog before start() can never reach the new server.
-        self.lock: Any = _allocate_lock()
+        self.lock: Any = allocate_lock()
 
     def start_accepting(self) -> None:
         """Accept for whichever server is lent the listener, for its lifetime (on the loop)."""

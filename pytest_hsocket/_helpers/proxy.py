@@ -27,7 +27,8 @@ from pytest_hsocket._helpers.proxy_common import Proxy
 from pytest_hsocket._helpers.proxy_connection import Connection
 from pytest_hsocket._helpers.toxic_handles import Toxic, Toxics
 from pytest_hsocket._io.listener import Acceptor, accept_one, bind_listener
-from pytest_hsocket._loop.hub import _allocate_lock, get_loop
+from pytest_hsocket._loop.hub import get_loop
+from pytest_hsocket._loop.originals import allocate_lock
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class FaultProxy(Proxy[Toxics]):
         self._closed = False
         self._started = time.monotonic()
         self._records: list[RecordEntry] = []
-        self._records_lock: Any = _allocate_lock()
+        self._records_lock: Any = allocate_lock()
         self._chains = {d: Toxics(d, self._apply_toxic, self._lift_toxic) for d in DIRECTIONS}
 
     @classmethod

@@ -19,7 +19,8 @@ from pytest_hsocket._helpers.mockserver_play import ContextSource
 from pytest_hsocket._hs.base import CONNECTING, IDLE, log
 from pytest_hsocket._hs.tcp import ReadCallback
 from pytest_hsocket._io.stream import CONNECT_TIMEOUT, Stream, os_socket
-from pytest_hsocket._loop.hub import _allocate_lock, get_loop
+from pytest_hsocket._loop.hub import get_loop
+from pytest_hsocket._loop.originals import allocate_lock
 from pytest_hsocket._loop.sync import Gate
 
 # The calling thread's select, not a cooperative one: in a gevent-patched process the caller
@@ -53,7 +54,7 @@ class TestClient(ClientReads):
         self._tap = self.transcript
         self._tickets: deque[Optional[_Ticket]] = deque()
         self._inbox: list[TaggedBytes] = []
-        self._lock: Any = _allocate_lock()
+        self._lock: Any = allocate_lock()
         self._changed = Gate()
         self._user_callback: Optional[ReadCallback] = None
         self._secured = Gate()

@@ -31,9 +31,9 @@ from pytest_hsocket._core.chaos import ChaosSpec
 from pytest_hsocket._core.faults import DIRECTIONS, DOWNSTREAM, UPSTREAM
 from pytest_hsocket._core.lane import Emit, Lane
 from pytest_hsocket._helpers.proxy_common import io_watchers, stop_greenlets
-from pytest_hsocket._io.listener import _getaddrinfo
 from pytest_hsocket._io.sockets import Closed, os_socket
 from pytest_hsocket._loop.hub import get_loop
+from pytest_hsocket._loop.originals import getaddrinfo
 from pytest_hsocket._loop.sync import Gate
 
 # The name the proxy's messages always had (before the loop's side moved here).
@@ -98,9 +98,9 @@ class Relay:
     def open(self, upstream: tuple[str, int], host: str, port: int) -> None:
         """Resolve the upstream, bind ``host``:``port`` and start the greenlets."""
         upstream_host, upstream_port = upstream
-        infos = _getaddrinfo(upstream_host, upstream_port, 0, socket.SOCK_DGRAM)
+        infos = getaddrinfo(upstream_host, upstream_port, 0, socket.SOCK_DGRAM)
         self._upstream_family, _, _, _, self._upstream_sockaddr = infos[0]
-        family, _, _, _, local = _getaddrinfo(
+        family, _, _, _, local = getaddrinfo(
             host, port, 0, socket.SOCK_DGRAM, 0, socket.AI_PASSIVE
         )[0]
         sock = _udp_socket(family)

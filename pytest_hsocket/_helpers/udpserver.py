@@ -23,7 +23,7 @@ from pytest_hsocket._core.transcript import Transcript
 from pytest_hsocket._helpers.mockserver import raise_problems
 from pytest_hsocket._hs.udp import UdpSocket
 from pytest_hsocket._hs.where import LocalAddress
-from pytest_hsocket._loop.hub import _allocate_lock
+from pytest_hsocket._loop.originals import allocate_lock
 from pytest_hsocket._loop.sync import Gate
 
 
@@ -306,7 +306,7 @@ class UdpTestClient(UdpSocket):
         self.wait_timeout = wait_timeout
         self.transcript = Transcript(name)
         self._inbox: deque[bytes] = deque()
-        self._lock: Any = _allocate_lock()
+        self._lock: Any = allocate_lock()
         self._changed = Gate()
 
     @classmethod

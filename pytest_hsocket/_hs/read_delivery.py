@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import gevent
 
 from pytest_hsocket._core.framing import Completed, ReadQueue
-from pytest_hsocket._core.reads import _completed
+from pytest_hsocket._core.reads import completed
 from pytest_hsocket._loop.callbacks import CallbackQueue
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ class ReadDelivery:
                 # the callback changed, or for fairness.
                 if self._fast_stop or owner._callback is not fn or not count & 1023:
                     self._fast_reads = 0
-                    batch.insert(index, _completed((data, tag)))  # next, ahead of the rest
+                    batch.insert(index, completed((data, tag)))  # next, ahead of the rest
                     if not count & 1023:
                         stream.resume_reading()
                         gevent.sleep(0)  # let the loop's other sockets (and the reader) run

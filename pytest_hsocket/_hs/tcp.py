@@ -39,7 +39,7 @@ from pytest_hsocket._hs.read_delivery import ReadCallback, Tap
 from pytest_hsocket._hs.tcp_tls import TlsStart
 from pytest_hsocket._io.listener import Acceptor, bind_listener
 from pytest_hsocket._io.stream import LOCAL_CLOSE, Stream, WriteCallback
-from pytest_hsocket._loop.hub import _get_ident
+from pytest_hsocket._loop.originals import get_ident
 
 Message = Union[bytes, bytearray, memoryview, str]
 ReadDelimiter = Union[int, bytes, str, "re.Pattern[bytes]", Prefixed]
@@ -230,7 +230,7 @@ class Socket(TlsStart):
             ValueError: If a length is not positive or a delimiter is empty.
         """
         if (
-            self._fast_reads == _get_ident()
+            self._fast_reads == get_ident()
             and self._fast_data is None
             and delimiter is self._fast_delim
             and (tag is self._fast_tag or type(tag) is int)
@@ -273,7 +273,7 @@ class Socket(TlsStart):
         if self._mode == IDLE:
             log.error("Unable to read: the socket is not connected; call connect() first")
             return None
-        if _get_ident() == self._loop.thread_id:
+        if get_ident() == self._loop.thread_id:
             stream = self._stream
             if self._plain_push and stream is not None and not stream.closed:
                 stream.push_read(request)  # a callback queueing its next read: the hot path

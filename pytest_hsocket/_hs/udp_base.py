@@ -22,9 +22,9 @@ from pytest_hsocket._core.checks import (
 )
 from pytest_hsocket._core.errors import CallbackError, raise_first
 from pytest_hsocket._io.datagram import Datagrams
-from pytest_hsocket._io.listener import _getaddrinfo
 from pytest_hsocket._loop.callbacks import CallbackQueue
 from pytest_hsocket._loop.hub import get_loop
+from pytest_hsocket._loop.originals import getaddrinfo
 
 log = logging.getLogger("pytest_hsocket.udp")
 
@@ -292,9 +292,7 @@ class UdpCore:
                 options.append((family, (name, port)))
         if not options:
             flags = socket.AI_PASSIVE if passive else 0
-            for family, _, _, _, address in _getaddrinfo(
-                host, port, 0, socket.SOCK_DGRAM, 0, flags
-            ):
+            for family, _, _, _, address in getaddrinfo(host, port, 0, socket.SOCK_DGRAM, 0, flags):
                 options.append((family, address))
         return self._pick(options, host)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pytest_hsocket._loop.hub import _allocate_lock
+from pytest_hsocket._loop.originals import allocate_lock
 
 
 class Gate:
@@ -13,7 +13,7 @@ class Gate:
     __slots__ = ("_lock", "_open")
 
     def __init__(self) -> None:
-        self._lock: Any = _allocate_lock()
+        self._lock: Any = allocate_lock()
         self._lock.acquire()
         self._open = False
 
