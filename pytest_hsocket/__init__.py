@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from typing import TYPE_CHECKING, Any, Union
+
+from pytest_hsocket._hs.defaults import TCP_TIMEOUT, show_on_module
 
 if TYPE_CHECKING:
     from pytest_hsocket._core.address import Address, parse_address
@@ -91,13 +94,15 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"timeout"})
 
 
 __version__ = "0.1.0"
 
 timeout: float = -1
 """Default timeout, in seconds, copied by each new socket; negative = no timeout."""
+# Kept in the socket layer, which reads it there; this module shows it as its attribute.
+show_on_module(sys.modules[__name__], timeout=TCP_TIMEOUT)
 
 _LEVELS = {
     "debug": logging.DEBUG,

@@ -17,14 +17,18 @@ camelCase aliases.
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 from pytest_hsocket._core.address import parse_address
+from pytest_hsocket._hs.defaults import UDP_TIMEOUT, show_on_module
 from pytest_hsocket._hs.udp import UdpSocket
 from pytest_hsocket._hs.udp_base import DatagramCallback
 
 timeout: float = -1
 """Default send timeout, in seconds, copied by each new UDP socket; negative = none."""
+# Kept in the socket layer, which reads it there; this module shows it as its attribute.
+show_on_module(sys.modules[__name__], timeout=UDP_TIMEOUT)
 
 
 def new(fn: Optional[DatagramCallback] = None) -> UdpSocket:

@@ -66,6 +66,32 @@ def imports_of(path: Path, me: str) -> list[tuple[int, str]]:
     return found
 
 
+_BY_NAME = ("sys.modules", "importlib.import_module", "import_module", "__import__")
+
+
+def dynamic_imports(path: Path) -> list[tuple[int, str]]:
+    """Modules ``path`` reaches by name at run time: ``sys.modules[...]``/``.get(...)``,
+    ``importlib.import_module(...)`` and ``__import__(...)`` with a constant name."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        target: ast.expr | None = None
+        if isinstance(node, ast.Subscript):
+            owner, target = node.value, node.slice
+        elif isinstance(node, ast.Call) and node.args:
+            owner, target = node.func, node.args[0]
+            if isinstance(owner, ast.Attribute) and owner.attr == "get":
+                owner = owner.value
+        else:
+            continue
+        if (
+            isinstance(target, ast.Constant)
+            and isinstance(target.value, str)
+            and ast.unparse(owner) in _BY_NAME
+        ):
+            found.append((node.lineno, target.value))
+    return found
+
+
 MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 
 
@@ -73,7 +99,7 @@ def upward_imports(path: Path, me: str) -> list[str]:
     """The imports of ``path`` (the module ``me``) that point up the layer order."""
     mine = LAYERS.index(layer_of(me))
     upward = []
-    for line, name in imports_of(path, me):
+    for line, name in imports_of(path, me) + dynamic_imports(path):
         if name.split(".")[0] == "pytest_hsocket":
             if LAYERS.index(layer_of(name)) < mine:
                 upward.append(f"line {line}: {name} ({layer_of(name)})")
@@ -102,6 +128,7 @@ def test_the_check_finds_an_upward_import(tmp_path: Path) -> None:
         "from pytest_hsocket._helpers.mockserver import MockServer\n"
         "from .._loop import hub\n"
         "from . import framing\n"
+        'timeout = sys.modules.get("pytest_hsocket").timeout\n'
     )
     found = upward_imports(fake, "pytest_hsocket._core.fake")
     assert found == [
@@ -109,4 +136,5 @@ def test_the_check_finds_an_upward_import(tmp_path: Path) -> None:
         "line 2: pytest_hsocket._helpers.mockserver (_helpers)",
         "line 3: pytest_hsocket._loop (_loop)",
         "line 3: pytest_hsocket._loop.hub (_loop)",
+        "line 5: pytest_hsocket (faces)",
     ]

@@ -11,13 +11,13 @@ import inspect
 import logging
 import socket
 import ssl
-import sys
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, cast
 
 import pytest_hsocket._hs.info as _info
 from pytest_hsocket._core.checks import check_callable, check_timeout, default_timeout
 from pytest_hsocket._core.errors import CallbackError, raise_first
 from pytest_hsocket._core.framing import Completed, ReadRequest
+from pytest_hsocket._hs.defaults import TCP_TIMEOUT
 from pytest_hsocket._hs.read_delivery import ReadCallback, ReadDelivery, Tap
 from pytest_hsocket._io.stream import PEER_CLOSED, Stream, WriteCallback
 from pytest_hsocket._loop.callbacks import CallbackQueue
@@ -35,10 +35,6 @@ S = TypeVar("S", bound="SocketCore")
 
 IDLE, CONNECTING, CONNECTED = "idle", "connecting", "connected"
 SERVER, CLIENT = "server", "client"
-
-
-def _default_timeout() -> float:
-    return default_timeout(getattr(sys.modules.get("pytest_hsocket"), "timeout", -1), "hsocket")
 
 
 def _takes_client(fn: Callable[..., Any]) -> bool:
@@ -71,7 +67,9 @@ class SocketCore(ReadDelivery):
             if _parent is not None and fn is _parent._callback
             else fn is not None and _takes_client(fn)
         )
-        self._timeout: float = _default_timeout() if _parent is None else _parent._timeout
+        self._timeout: float = (
+            default_timeout(TCP_TIMEOUT.value, "hsocket") if _parent is None else _parent._timeout
+        )
         self._mode = IDLE if _parent is None else CLIENT
         self.parent = _parent
         self._stream: Optional[Stream] = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import sys
 from collections import deque
 from typing import Any, Callable, Optional, TypeVar
 
@@ -21,6 +20,7 @@ from pytest_hsocket._core.checks import (
     default_timeout,
 )
 from pytest_hsocket._core.errors import CallbackError, raise_first
+from pytest_hsocket._hs.defaults import UDP_TIMEOUT
 from pytest_hsocket._io.datagram import Datagrams
 from pytest_hsocket._loop.callbacks import CallbackQueue
 from pytest_hsocket._loop.hub import get_loop
@@ -53,8 +53,7 @@ class UdpCore:
         check_callable(fn, "callback")
         self._loop = get_loop()
         self._callback = fn
-        module_timeout = getattr(sys.modules.get("pytest_hsocket.udp"), "timeout", -1)
-        self._timeout = default_timeout(module_timeout, "hsocket.udp")
+        self._timeout = default_timeout(UDP_TIMEOUT.value, "hsocket.udp")
         self._io: Optional[Datagrams] = None
         self._bound = False
         self._connected = False
