@@ -249,3 +249,14 @@ def as_bytes(message: object, what: str) -> bytes:
     if isinstance(message, (bytearray, memoryview)):
         return bytes(message)
     raise TypeError(f"{what} message must be bytes or str, not {message!r}")
+
+
+def check_bytes(value: object, what: str) -> bytes:
+    """Return ``value`` as bytes if it is bytes-like; a str is refused (no encoding guessed).
+
+    Raises:
+        TypeError: If it is not bytes, bytearray or memoryview.
+    """
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{what} must be bytes, not {value!r}")
+    return bytes(value)

@@ -8,8 +8,8 @@ from typing import Callable, NamedTuple, Optional, Union
 
 from pytest_hsocket._core.checks import check_int, check_seconds
 from pytest_hsocket._core.rule_specs import (
-    _NEED,
-    _NO,
+    NEED_MORE,
+    NO_MATCH,
     Check,
     MatchSpec,
     Spec,
@@ -24,8 +24,10 @@ from pytest_hsocket._core.rule_specs import (
 )
 
 __all__ = [
-    "_NEED",
-    "_NO",
+    "ENDINGS",
+    "FAULTS",
+    "NEED_MORE",
+    "NO_MATCH",
     "Action",
     "Check",
     "MatchSpec",
@@ -45,8 +47,10 @@ __all__ = [
 
 Payload = Union[bytes, str, Callable[[bytes], Union[bytes, str, None]]]
 
-_FAULTS = frozenset({"dribble", "trickle", "truncate", "reset_after", "garbage"})
-_ENDINGS = frozenset({"close", "reset", "truncate", "reset_after", "stall"})
+FAULTS = frozenset({"dribble", "trickle", "truncate", "reset_after", "garbage"})
+"""The action kinds that send a reply in a faulty way (the script player carries them out)."""
+ENDINGS = frozenset({"close", "reset", "truncate", "reset_after", "stall"})
+"""The action kinds after which a connection says nothing more."""
 
 
 class Action(NamedTuple):
