@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import re
 import struct
+from typing import Callable
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pytest_hsocket._core.frames import FrameError
-from pytest_hsocket._core.framing import Prefixed, ReadQueue, make_request
+from pytest_hsocket._core.framing import Announced, Framer, Prefixed, ReadQueue, make_request
 from pytest_hsocket._core.rule_specs import literal_prefix
+from pytest_hsocket._core.rules import Script
 
 SIMPLE_FORMATS = ["!B", "B", "!H", "<H", "!I", "<I", "!Q", "<Q"]
 
@@ -130,3 +132,28 @@ def test_every_match_starts_with_the_literal_prefix(
 )
 def test_literal_prefix_reads_the_source(pattern: bytes, prefix: bytes) -> None:
     assert literal_prefix(re.compile(pattern)) == prefix
+
+
+# -- the core's flags, names and payloads go through the checks module ---------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda v: Prefixed("!I", include_header=v), "Prefixed() include_header must be a bool"),
+        (lambda v: Announced(rb"(\d+)", include_header=v), "Announced() include_header must be"),
+        (lambda v: Framer(len, name=v), "Framer() name must be a str"),
+        (lambda v: Script().expect(b"x", shared=v), "expect() shared must be a bool"),
+        (lambda v: Script().expect(b"x", name=v), "expect() name must be a str"),
+        (lambda v: Script().expect(b"x").respond(v), "respond() payload must be bytes, str or"),
+        (lambda v: Script().expect(b"x").dribble(v), "dribble() payload must be bytes, str or"),
+    ],
+)
+@pytest.mark.parametrize("value", [1, 0.5, [b"x"]])
+def test_core_flags_names_and_payloads_refuse_other_types(
+    call: Callable[[object], object], message: str, value: object
+) -> None:
+    with pytest.raises(TypeError) as caught:
+        call(value)
+    assert str(caught.value).startswith(message)
+    assert str(caught.value).endswith(repr(value))

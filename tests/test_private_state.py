@@ -177,11 +177,11 @@ def test_the_check_finds_foreign_private_names(source: str, expected: list[str])
     assert [access for _, access in foreign_private(ast.parse(source))] == expected
 
 
-# -- the read queue's fast-lane contract (ReadQueue.lines*): the TCP socket inlines take() ------
+# -- the read queue's fast-reads contract (ReadQueue.lines*): the TCP socket inlines take() -----
 
 
 def inline_take(queue: ReadQueue, delimiter: bytes) -> bytes | None:
-    """take() as the TCP socket's read fast lane inlines it (see ReadQueue's Attributes)."""
+    """take() as the TCP socket's fast reads inline it (see ReadQueue's Attributes)."""
     index = queue.lines_next
     if index < queue.lines_last and delimiter is queue.lines_delim:
         queue.lines_next = index + 1

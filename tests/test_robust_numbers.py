@@ -86,8 +86,20 @@ def _udp_proxy_start(value: Any, _: object) -> object:
     return None
 
 
+def _udp_server_start(value: Any, _: object) -> object:
+    UdpMockServer.start(wait_timeout=value).close()
+    return None
+
+
+def _udp_client_open(value: Any, _: object) -> object:
+    UdpTestClient.open("127.0.0.1", 9, wait_timeout=value).close()
+    return None
+
+
 # (the call, the argument as the message names it)
 CALLS: list[Any] = [
+    pytest.param(_udp_server_start, "UdpMockServer.start() wait_timeout", id="udp-server-start"),
+    pytest.param(_udp_client_open, "UdpTestClient.open() wait_timeout", id="udp-client-open"),
     pytest.param(_client_open, "TestClient.open() wait_timeout", id="client-open"),
     pytest.param(_proxy_start, "FaultProxy.start() connect_timeout", id="proxy-start"),
     pytest.param(_udp_proxy_start, "UdpProxy.start() wait_timeout", id="udp-proxy-start"),

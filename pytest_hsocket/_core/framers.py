@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Optional, Union
 
-from pytest_hsocket._core.checks import check_bytes, check_int
+from pytest_hsocket._core.checks import check_bool, check_bytes, check_int, check_name
 from pytest_hsocket._core.frames import (
     DEFAULT_MAX_LENGTH,
     Buffer,
@@ -69,8 +69,7 @@ class Announced(FrameSpec):
         if not self._end:
             raise ValueError("Announced() end must not be empty, not b''")
         self._trailer = check_bytes(trailer, "Announced() trailer")
-        if not isinstance(include_header, bool):
-            raise TypeError(f"Announced() include_header must be a bool, not {include_header!r}")
+        check_bool(include_header, "Announced() include_header")
         self._count = count
         self._include_header = include_header
         self.max_length = check_int(max_length, "Announced() max_length", 1)
@@ -137,8 +136,7 @@ class Framer(FrameSpec):
     ) -> None:
         if not callable(fn):
             raise TypeError(f"Framer() fn must be callable, not {fn!r}")
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"Framer() name must be a str, not {name!r}")
+        check_name(name, "Framer() name")
         self._fn = fn
         self._name = name or getattr(fn, "__name__", repr(fn))
         self.max_length = check_int(max_length, "Framer() max_length", 1)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 from typing import Callable, Optional, Union
 
-from pytest_hsocket._core.checks import check_bytes, check_int
+from pytest_hsocket._core.checks import check_bool, check_bytes, check_int
 
 __all__ = ["DEFAULT_MAX_LENGTH", "FrameError", "FrameSpec", "Prefixed", "frame_end"]
 
@@ -184,8 +184,7 @@ class Prefixed(FrameSpec):
         trailer: bytes = b"",
     ) -> None:
         self._decode = _parse_fmt(fmt)
-        if not isinstance(include_header, bool):
-            raise TypeError(f"Prefixed() include_header must be a bool, not {include_header!r}")
+        check_bool(include_header, "Prefixed() include_header")
         self.max_length = check_int(max_length, "Prefixed() max_length", 1)
         self._offset = check_int(offset, "Prefixed() offset", 0)
         check_int(adjust, "Prefixed() adjust", None)
