@@ -13,7 +13,7 @@ from gevent import monkey
 
 from pytest_hsocket._core.address import ip_family
 from pytest_hsocket._core.checks import check_seconds
-from pytest_hsocket._core.errors import InvalidThreadUseError
+from pytest_hsocket._core.errors import HSocketError, InvalidThreadUseError
 from pytest_hsocket._core.transcript import TaggedBytes, Transcript
 from pytest_hsocket._helpers.client_reads import ClientReads, Ticket
 from pytest_hsocket._helpers.mockserver_play import ContextSource
@@ -117,7 +117,8 @@ class TestClient(ClientReads):
     ) -> TestClient:
         """Connect this client to ``host``:``port`` (or the Unix path ``host``) and wait.
 
-        What :meth:`open` does once it has built the client.
+        What :meth:`open` does once it has built the client; for a client that was never
+        connected (a closed one stays closed: open a new one).
 
         Args:
             host: Host name or address, or a Unix socket path when ``port`` is None.
@@ -129,12 +130,18 @@ class TestClient(ClientReads):
             This client, connected.
         Raises:
             ConnectionError: If the connection (or the TLS handshake) fails or times out.
+            HSocketError: If this client was connected before.
             TypeError: If ``host`` is not a str (or a path), ``port`` not an int, or
                 ``wait_timeout`` not a number.
             ValueError: If ``port`` or ``wait_timeout`` is out of range.
         """
         if get_loop().on_thread():
             raise InvalidThreadUseError("open() waits for the connection; call it from the test")
+        if self._up.is_open or self._mode != IDLE:
+            raise HSocketError(
+                "connect_and_wait() connects a client that was never connected; "
+                "use TestClient.open() for a new one"
+            )
         timeout = (
             self.wait_timeout
             if wait_timeout is None
