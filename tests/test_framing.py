@@ -544,7 +544,7 @@ def test_barrier_holds_later_reads_until_popped() -> None:
     assert not queue.at_barrier
 
 
-# -- take: the fast lane's completion --------------------------------------------------------
+# -- take: the fast reads' completion -------------------------------------------------------
 
 
 def test_take_completes_a_delimiter_read_from_the_buffer() -> None:

@@ -13,7 +13,7 @@ RAISERS = {
 }
 
 SITES = {
-    # A server's read callback (the read fast lane delivers it).
+    # A server's read callback (fast reads deliver it).
     "read callback": """
 def test_site(hsock_server, hsock_client):
     def on_data(data, tag, client):

@@ -62,52 +62,17 @@ NOT_YET = {
     ("_hs/tcp.py", "call client._push_read"),
     ("_hs/base.py", "call self.server._post"),
     ("_hs/read_delivery.py", "call parent._reads_inline"),
-    ("_helpers/testclient.py", "call client._connect_here"),
     # The mock server's script player driving its connections' sockets.
     ("_helpers/mockserver.py", "call conn.client._post"),
     ("_helpers/mockserver_play.py", "call client._push_read"),
     ("_helpers/mockserver_play.py", "call client._push_write"),
     ("_helpers/mockserver_play.py", "call client._post"),
-    # The proxies and their toxics chains and connections.
-    ("_helpers/proxy_common.py", "call self._chain._remove"),
-    ("_helpers/proxy_common.py", "call self._chain._listing"),
-    ("_helpers/proxy_connection.py", "call self.proxy._forget"),
-    ("_helpers/proxy_connection.py", "call self.proxy._record"),
-    # The core's read matchers and rule specs, and the loop's callback queues.
-    ("_core/framing.py", "call matcher._frame"),
-    ("_core/framing.py", "call matcher._unpack_from"),
-    ("_core/rule_specs.py", "call spec._frame"),
-    ("_loop/callbacks.py", "call queue._run"),
     # Reads of others' private names and private names imported across modules (the check
     # covers reads since the last slice of issue 20).
-    ("_core/framers.py", "import pytest_hsocket._core.frames._DEFAULT_MAX_LENGTH"),
-    ("_core/framers.py", "import pytest_hsocket._core.frames._check_bytes"),
-    ("_core/framers.py", "import pytest_hsocket._core.frames._frame_end"),
-    ("_core/frames.py", "read spec._max_length"),
-    ("_core/framing.py", "read matcher._max_length"),
-    ("_core/framing.py", "read matcher._simple"),
-    ("_core/framing.py", "read matcher._size"),
-    ("_core/framing.py", "read matcher._start"),
-    ("_core/rule_specs.py", "import re._parser"),
-    ("_core/rules.py", "import pytest_hsocket._core.rule_specs._NEED"),
-    ("_core/rules.py", "import pytest_hsocket._core.rule_specs._NO"),
-    ("_core/script.py", "import pytest_hsocket._core.rules._ENDINGS"),
-    ("_core/script.py", "import pytest_hsocket._core.rules._FAULTS"),
-    ("_core/script.py", "import pytest_hsocket._core.rules._NEED"),
-    ("_helpers/chaos_handles.py", "read proxy._apply_chaos"),
-    ("_helpers/chaos_handles.py", "read proxy._lift_chaos"),
     ("_helpers/mockserver.py", "import pytest_hsocket._helpers.mockserver_play._Connection"),
     ("_helpers/mockserver.py", "read conn.client._callbacks"),
     ("_helpers/mockserver.py", "read conn.client._stream"),
     ("_helpers/mockserver_play.py", "read client._stream"),
-    ("_helpers/proxy.py", "read proxy._listen"),
-    ("_helpers/proxy_connection.py", "read proxy._addresses"),
-    ("_helpers/proxy_connection.py", "read proxy._chains"),
-    ("_helpers/proxy_connection.py", "read proxy._rng"),
-    ("_helpers/testclient.py", "import pytest_hsocket._helpers.client_reads._Ticket"),
-    ("_helpers/testclient.py", "read client._secured"),
-    ("_helpers/testclient.py", "read client._up"),
-    ("_helpers/udp_proxy.py", "read proxy._relay"),
     ("_hs/base.py", "read _parent._callback"),
     ("_hs/base.py", "read _parent._callback_takes_client"),
     ("_hs/base.py", "read _parent._timeout"),
@@ -212,11 +177,11 @@ def test_the_check_finds_foreign_private_names(source: str, expected: list[str])
     assert [access for _, access in foreign_private(ast.parse(source))] == expected
 
 
-# -- the read queue's fast-lane contract (ReadQueue.lines*): the TCP socket inlines take() ------
+# -- the read queue's fast-reads contract (ReadQueue.lines*): the TCP socket inlines take() -----
 
 
 def inline_take(queue: ReadQueue, delimiter: bytes) -> bytes | None:
-    """take() as the TCP socket's read fast lane inlines it (see ReadQueue's Attributes)."""
+    """take() as the TCP socket's fast reads inline it (see ReadQueue's Attributes)."""
     index = queue.lines_next
     if index < queue.lines_last and delimiter is queue.lines_delim:
         queue.lines_next = index + 1

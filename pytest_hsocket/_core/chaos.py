@@ -1,8 +1,8 @@
 """The chaos effects of the UDP proxy: what each does, and its state on a :class:`Lane`.
 
 An effect is a spec (:class:`Drop`, :class:`Duplicate`, :class:`Truncate`, :class:`Reorder`,
-:class:`Delay`) that checks its arguments once and makes a fresh :class:`Stage` for each lane
-it is added to; the lane (``_lane``) puts every datagram through the stages, in the order the
+:class:`Delay`) that checks its arguments once and makes a fresh :class:`ChaosStage` for each
+lane it is added to; the lane (``_lane``) puts every datagram through the stages, in the order the
 effects were added. Every random decision is one draw from the lane's ``random.Random``;
 nothing here touches a socket or a clock.
 """
@@ -14,7 +14,7 @@ from typing import Optional
 
 from pytest_hsocket._core.checks import check_int, check_probability, check_real
 from pytest_hsocket._core.faults import MS_MAX, DelaySpec, FaultSpec
-from pytest_hsocket._core.lane import Emit, Lane, Stage, Stats
+from pytest_hsocket._core.lane import ChaosStage, Emit, Lane, Stats
 
 __all__ = [
     "ChaosSpec",
@@ -24,7 +24,7 @@ __all__ = [
     "Emit",
     "Lane",
     "Reorder",
-    "Stage",
+    "ChaosStage",
     "Stats",
     "Truncate",
 ]
@@ -39,12 +39,12 @@ class ChaosSpec(FaultSpec):
 
     name = "chaos"
 
-    def stage(self, rng: random.Random) -> Stage:
+    def stage(self, rng: random.Random) -> ChaosStage:
         """Return this effect's state for a lane whose random draws come from ``rng``."""
-        return Stage()
+        return ChaosStage()
 
 
-class _DropStage(Stage):
+class _DropStage(ChaosStage):
     def __init__(self, rate: float, rng: random.Random) -> None:
         self._rate = rate
         self._rng = rng
@@ -74,7 +74,7 @@ class Drop(ChaosSpec):
     def __init__(self, rate: float) -> None:
         self.rate = check_probability(rate, "drop() rate")
 
-    def stage(self, rng: random.Random) -> Stage:
+    def stage(self, rng: random.Random) -> ChaosStage:
         """Return this effect's state for a lane."""
         return _DropStage(self.rate, rng)
 
@@ -83,7 +83,7 @@ class Drop(ChaosSpec):
         return f"drop({self.rate:g})"
 
 
-class _DuplicateStage(Stage):
+class _DuplicateStage(ChaosStage):
     def __init__(self, rate: float, rng: random.Random) -> None:
         self._rate = rate
         self._rng = rng
@@ -113,7 +113,7 @@ class Duplicate(ChaosSpec):
     def __init__(self, rate: float) -> None:
         self.rate = check_probability(rate, "duplicate() rate")
 
-    def stage(self, rng: random.Random) -> Stage:
+    def stage(self, rng: random.Random) -> ChaosStage:
         """Return this effect's state for a lane."""
         return _DuplicateStage(self.rate, rng)
 
@@ -122,7 +122,7 @@ class Duplicate(ChaosSpec):
         return f"duplicate({self.rate:g})"
 
 
-class _TruncateStage(Stage):
+class _TruncateStage(ChaosStage):
     def __init__(self, rate: float, size: int, rng: random.Random) -> None:
         self._rate = rate
         self._size = size
@@ -157,7 +157,7 @@ class Truncate(ChaosSpec):
         self.rate = check_probability(rate, "truncate() rate")
         self.size = check_int(size, "truncate() size", 0)
 
-    def stage(self, rng: random.Random) -> Stage:
+    def stage(self, rng: random.Random) -> ChaosStage:
         """Return this effect's state for a lane."""
         return _TruncateStage(self.rate, self.size, rng)
 
@@ -175,7 +175,7 @@ class _Held:
         self.until = until
 
 
-class _ReorderStage(Stage):
+class _ReorderStage(ChaosStage):
     def __init__(self, rate: float, window: int, max_hold: float, rng: random.Random) -> None:
         self._rate = rate
         self._window = window
@@ -251,7 +251,7 @@ class Reorder(ChaosSpec):
         self.window = check_int(window, "reorder() window", 1)
         self.max_hold_ms = check_real(max_hold_ms, "reorder() max_hold_ms", high=MS_MAX)
 
-    def stage(self, rng: random.Random) -> Stage:
+    def stage(self, rng: random.Random) -> ChaosStage:
         """Return this effect's state for a lane."""
         return _ReorderStage(self.rate, self.window, self.max_hold_ms / 1000.0, rng)
 
@@ -260,7 +260,7 @@ class Reorder(ChaosSpec):
         return f"reorder({self.rate:g}, window={self.window}, max_hold_ms={self.max_hold_ms:g})"
 
 
-class _DelayStage(Stage):
+class _DelayStage(ChaosStage):
     def __init__(self, delay: float, jitter: float, rng: random.Random) -> None:
         self._delay = delay
         self._jitter = jitter
@@ -290,6 +290,6 @@ class Delay(ChaosSpec, DelaySpec):
 
     name = "delay"
 
-    def stage(self, rng: random.Random) -> Stage:
+    def stage(self, rng: random.Random) -> ChaosStage:
         """Return this effect's state for a lane."""
         return _DelayStage(self.ms / 1000.0, self.jitter / 1000.0, rng)

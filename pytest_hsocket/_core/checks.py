@@ -249,3 +249,52 @@ def as_bytes(message: object, what: str) -> bytes:
     if isinstance(message, (bytearray, memoryview)):
         return bytes(message)
     raise TypeError(f"{what} message must be bytes or str, not {message!r}")
+
+
+def check_bytes(value: object, what: str) -> bytes:
+    """Return ``value`` as bytes if it is bytes-like; a str is refused (no encoding guessed).
+
+    Raises:
+        TypeError: If it is not bytes, bytearray or memoryview.
+    """
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{what} must be bytes, not {value!r}")
+    return bytes(value)
+
+
+def check_bool(value: object, what: str) -> bool:
+    """Return ``value`` if it is a bool (a flag); ``0``, ``1`` or ``None`` are refused.
+
+    Raises:
+        TypeError: If it is not a bool.
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{what} must be a bool, not {value!r}")
+    return value
+
+
+def check_name(value: object, what: str) -> Optional[str]:
+    """Return ``value`` if it is a str or ``None`` (an optional name for messages).
+
+    Raises:
+        TypeError: If it is neither.
+    """
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {value!r}")
+    return value
+
+
+def check_payload(payload: object, what: str) -> None:
+    """Check a reply's payload: bytes, text that encodes as UTF-8, or a callable.
+
+    Raises:
+        TypeError: If it is none of those.
+        ValueError: If it is a str that is not valid text (a lone surrogate).
+    """
+    if not isinstance(payload, (bytes, str)) and not callable(payload):
+        raise TypeError(f"{what} payload must be bytes, str or callable, not {payload!r}")
+    if isinstance(payload, str):
+        try:
+            payload.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} payload is not valid text: {payload!r}") from None

@@ -7,14 +7,13 @@ from __future__ import annotations
 import re
 from typing import Callable, Optional, Union
 
-from pytest_hsocket._core.checks import check_int
+from pytest_hsocket._core.checks import check_bool, check_bytes, check_int, check_name
 from pytest_hsocket._core.frames import (
-    _DEFAULT_MAX_LENGTH,
+    DEFAULT_MAX_LENGTH,
     Buffer,
     FrameError,
     FrameSpec,
-    _check_bytes,
-    _frame_end,
+    frame_end,
 )
 
 __all__ = ["Announced", "Framer"]
@@ -56,7 +55,7 @@ class Announced(FrameSpec):
         end: bytes = b"\r\n",
         trailer: bytes = b"",
         include_header: bool = False,
-        max_length: int = _DEFAULT_MAX_LENGTH,
+        max_length: int = DEFAULT_MAX_LENGTH,
     ) -> None:
         if isinstance(count, (bytes, bytearray)):
             count = re.compile(bytes(count))
@@ -66,17 +65,17 @@ class Announced(FrameSpec):
             raise ValueError(
                 f"Announced() count must have a group for the number, not {count.pattern!r}"
             )
-        self._end = _check_bytes(end, "Announced() end")
+        self._end = check_bytes(end, "Announced() end")
         if not self._end:
             raise ValueError("Announced() end must not be empty, not b''")
-        self._trailer = _check_bytes(trailer, "Announced() trailer")
-        if not isinstance(include_header, bool):
-            raise TypeError(f"Announced() include_header must be a bool, not {include_header!r}")
+        self._trailer = check_bytes(trailer, "Announced() trailer")
+        check_bool(include_header, "Announced() include_header")
         self._count = count
         self._include_header = include_header
-        self._max_length = check_int(max_length, "Announced() max_length", 1)
+        self.max_length = check_int(max_length, "Announced() max_length", 1)
 
-    def _frame(self, buf: Buffer, start: int, size: int) -> Optional[tuple[int, int, int]]:
+    def measure(self, buf: Buffer, start: int, size: int) -> Optional[tuple[int, int, int]]:
+        """Measure the frame at ``buf[start]``: see :meth:`FrameSpec.measure`."""
         found = buf.find(self._end, start, min(size, start + _MAX_HEADER))
         if found < 0:
             if size - start >= _MAX_HEADER:
@@ -92,7 +91,7 @@ class Announced(FrameSpec):
                 f"count {match.group(1)!r} is not a decimal number in a {self!r} read"
             ) from None
         trailer = self._trailer
-        end = _frame_end(self, buf, body, length, size, trailer)
+        end = frame_end(self, buf, body, length, size, trailer)
         if end is None:
             return None
         if self._include_header:
@@ -103,8 +102,8 @@ class Announced(FrameSpec):
         options = "" if self._end == b"\r\n" else f", end={self._end!r}"
         options += f", trailer={self._trailer!r}" if self._trailer else ""
         options += ", include_header=True" if self._include_header else ""
-        if self._max_length != _DEFAULT_MAX_LENGTH:
-            options += f", max_length={self._max_length}"
+        if self.max_length != DEFAULT_MAX_LENGTH:
+            options += f", max_length={self.max_length}"
         return f"Announced({self._count.pattern!r}{options})"
 
 
@@ -133,17 +132,17 @@ class Framer(FrameSpec):
         fn: Callable[[bytes], Optional[int]],
         *,
         name: Optional[str] = None,
-        max_length: int = _DEFAULT_MAX_LENGTH,
+        max_length: int = DEFAULT_MAX_LENGTH,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"Framer() fn must be callable, not {fn!r}")
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"Framer() name must be a str, not {name!r}")
+        check_name(name, "Framer() name")
         self._fn = fn
         self._name = name or getattr(fn, "__name__", repr(fn))
-        self._max_length = check_int(max_length, "Framer() max_length", 1)
+        self.max_length = check_int(max_length, "Framer() max_length", 1)
 
-    def _frame(self, buf: Buffer, start: int, size: int) -> Optional[tuple[int, int, int]]:
+    def measure(self, buf: Buffer, start: int, size: int) -> Optional[tuple[int, int, int]]:
+        """Measure the frame at ``buf[start]``: see :meth:`FrameSpec.measure`."""
         available = size - start
         if not available:
             return None
@@ -154,8 +153,8 @@ class Framer(FrameSpec):
         except Exception as exc:  # a bug in fn: the read fails with it, the loop goes on
             raise FrameError(f"{self!r} raised {type(exc).__name__}: {exc}") from exc
         if length is None:
-            if available > self._max_length:
-                raise FrameError(f"{self!r} needs more than max_length {self._max_length} bytes")
+            if available > self.max_length:
+                raise FrameError(f"{self!r} needs more than max_length {self.max_length} bytes")
             return None
         if isinstance(length, bool) or not isinstance(length, int) or not 0 < length <= available:
             raise FrameError(

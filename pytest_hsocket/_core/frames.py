@@ -12,7 +12,7 @@ holds the base and :class:`Prefixed`; ``_framers`` the other two):
 - :class:`Framer`, a function of the buffered bytes that returns a frame's length or ``None``
   for "need more" (Go's ``bufio.SplitFunc``), for every other framing.
 
-Each measures a frame with ``_frame(buf, start, size)``: ``None`` (need more bytes), or
+Each measures a frame with ``measure(buf, start, size)``: ``None`` (need more bytes), or
 ``(data_from, data_end, end)`` (what to deliver, and where the frame ends); it raises
 :class:`FrameError` when the bytes can never make a frame (a length over ``max_length``, a
 wrong trailer). ``ReadQueue`` and the rules call it; nothing here does I/O.
@@ -23,11 +23,12 @@ from __future__ import annotations
 import struct
 from typing import Callable, Optional, Union
 
-from pytest_hsocket._core.checks import check_int
+from pytest_hsocket._core.checks import check_bool, check_bytes, check_int
 
-__all__ = ["FrameError", "FrameSpec", "Prefixed"]
+__all__ = ["DEFAULT_MAX_LENGTH", "FrameError", "FrameSpec", "Prefixed", "frame_end"]
 
-_DEFAULT_MAX_LENGTH = 64 * 1024 * 1024
+DEFAULT_MAX_LENGTH = 64 * 1024 * 1024
+"""The largest payload a frame spec accepts unless given ``max_length`` (64 MiB)."""
 _PREFIX_ORDERS = ("!", ">", "<")
 _PREFIX_CODES = ("B", "H", "I", "Q")
 _VARINT_MAX = 10  # a 64-bit varint takes at most 10 bytes (protobuf's limit)
@@ -40,23 +41,32 @@ class FrameError(ValueError):
     """The buffered bytes can never make a frame of this spec (the read fails)."""
 
 
-def _check_bytes(value: object, what: str) -> bytes:
-    if not isinstance(value, (bytes, bytearray, memoryview)):
-        raise TypeError(f"{what} must be bytes, not {value!r}")
-    return bytes(value)
+def over_length(spec: FrameSpec, length: int) -> FrameError:
+    """Return the error of a frame whose header announced ``length``, over ``spec.max_length``."""
+    return FrameError(f"length {length} over max_length {spec.max_length} in a {spec!r} read")
 
 
-def _check_length(spec: FrameSpec, length: int) -> None:
-    if length > spec._max_length:
-        raise FrameError(f"length {length} over max_length {spec._max_length} in a {spec!r} read")
-
-
-def _frame_end(
+def frame_end(
     spec: FrameSpec, buf: Buffer, body: int, length: int, size: int, trailer: bytes
 ) -> Optional[int]:
-    # Where a frame whose payload starts at ``body`` ends, its trailer checked; None: need more.
-    # Shared by the length-field and the announced-count frames.
-    _check_length(spec, length)
+    """Return where a frame whose payload starts at ``body`` ends, its trailer checked.
+
+    Shared by the length-field and the announced-count frames.
+
+    Args:
+        spec: The frame's spec (its ``max_length`` bounds ``length``; messages name it).
+        buf: The buffered bytes.
+        body: Where the payload starts in ``buf``.
+        length: The payload's length, as the header announced it.
+        size: How many bytes of ``buf`` count.
+        trailer: The bytes the frame must end with.
+    Returns:
+        The frame's end in ``buf``, or ``None`` if more bytes are needed.
+    Raises:
+        FrameError: If ``length`` is over ``spec.max_length`` or the trailer is wrong.
+    """
+    if length > spec.max_length:
+        raise over_length(spec, length)
     end = body + length + len(trailer)
     if size < end:
         return None
@@ -67,13 +77,29 @@ def _frame_end(
 
 
 class FrameSpec:
-    """The base of the frame specs: a frame's data is measured from the buffered bytes."""
+    """The base of the frame specs: a frame's data is measured from the buffered bytes.
 
-    __slots__ = ("_max_length",)
+    Attributes:
+        max_length: The largest payload length accepted (read-only: set by the constructor).
+    """
 
-    _max_length: int
+    __slots__ = ("max_length",)
 
-    def _frame(self, buf: Buffer, start: int, size: int) -> Optional[tuple[int, int, int]]:
+    max_length: int
+
+    def measure(self, buf: Buffer, start: int, size: int) -> Optional[tuple[int, int, int]]:
+        """Measure the frame that starts at ``buf[start]`` (``ReadQueue`` and the rules call it).
+
+        Args:
+            buf: The buffered bytes.
+            start: Where the frame starts.
+            size: How many bytes of ``buf`` count (``len(buf)``).
+        Returns:
+            ``None`` (need more bytes), or ``(data_from, data_end, end)``: the data to
+            deliver is ``buf[data_from:data_end]``, and the frame ends at ``end``.
+        Raises:
+            FrameError: If the bytes can never make a frame of this spec.
+        """
         raise NotImplementedError  # pragma: no cover
 
     def describe(self) -> str:
@@ -117,6 +143,19 @@ class Prefixed(FrameSpec):
         ValueError: If ``fmt`` is not one of the lengths above, ``max_length`` is not
             positive, ``offset`` or ``strip`` is negative, or both ``strip`` and
             ``include_header`` are given.
+
+    Attributes:
+        max_length: The largest payload length accepted.
+        header_size: The length field's size in bytes: 1, 2, 3, 4 or 8 (0 for a varint or
+            BER length).
+        simple: Whether the frame is a ``struct`` length field alone (no offset, adjust,
+            strip or trailer): ``ReadQueue`` then measures it inline, from ``header_size``,
+            ``unpack_from``, ``max_length`` and ``data_start``, instead of calling
+            :meth:`measure` (the read hot path: plain attributes, no property, read per
+            frame). Every attribute here is read-only, set by the constructor.
+        unpack_from: The length field's ``struct.Struct.unpack_from`` (for a simple frame).
+        data_start: Where the delivered data starts in a simple frame: ``header_size``, or
+            0 with ``include_header``.
     """
 
     __slots__ = (
@@ -125,12 +164,12 @@ class Prefixed(FrameSpec):
         "_fmt",
         "_include_header",
         "_offset",
-        "_simple",
-        "_size",
-        "_start",
         "_strip",
         "_trailer",
-        "_unpack_from",
+        "data_start",
+        "header_size",
+        "simple",
+        "unpack_from",
     )
 
     def __init__(
@@ -138,16 +177,15 @@ class Prefixed(FrameSpec):
         fmt: str,
         *,
         include_header: bool = False,
-        max_length: int = _DEFAULT_MAX_LENGTH,
+        max_length: int = DEFAULT_MAX_LENGTH,
         offset: int = 0,
         adjust: int = 0,
         strip: Optional[int] = None,
         trailer: bytes = b"",
     ) -> None:
         self._decode = _parse_fmt(fmt)
-        if not isinstance(include_header, bool):
-            raise TypeError(f"Prefixed() include_header must be a bool, not {include_header!r}")
-        self._max_length = check_int(max_length, "Prefixed() max_length", 1)
+        check_bool(include_header, "Prefixed() include_header")
+        self.max_length = check_int(max_length, "Prefixed() max_length", 1)
         self._offset = check_int(offset, "Prefixed() offset", 0)
         check_int(adjust, "Prefixed() adjust", None)
         if strip is not None:
@@ -156,25 +194,25 @@ class Prefixed(FrameSpec):
                 raise ValueError(
                     f"Prefixed() strip={strip!r} and include_header=True contradict; give one"
                 )
-        self._trailer = _check_bytes(trailer, "Prefixed() trailer")
+        self._trailer = check_bytes(trailer, "Prefixed() trailer")
         self._fmt = fmt
         self._include_header = include_header
         self._adjust = adjust
         self._strip = strip
-        self._unpack_from: Callable[..., tuple[int, ...]]
+        self.unpack_from: Callable[..., tuple[int, ...]]
         if self._decode is None:
             header = struct.Struct(fmt)
-            self._size = header.size
-            self._unpack_from = header.unpack_from
+            self.header_size = header.size
+            self.unpack_from = header.unpack_from
         else:
-            self._size = 3 if fmt[1:] == "3" else 0  # 0: a varint or BER length's size varies
-            self._unpack_from = _no_struct
+            self.header_size = 3 if fmt[1:] == "3" else 0  # 0: a varint or BER length varies
+            self.unpack_from = _no_struct
         # The fast path of ReadQueue: a struct length alone, the payload or the whole frame.
-        self._simple = (
+        self.simple = (
             self._decode is None and not offset and not adjust and strip is None and not trailer
         )
         # Where the delivered data starts in a simple frame: 0 keeps the header.
-        self._start = 0 if include_header else self._size
+        self.data_start = 0 if include_header else self.header_size
 
     @property
     def fmt(self) -> str:
@@ -186,24 +224,15 @@ class Prefixed(FrameSpec):
         """Whether the whole frame is delivered."""
         return self._include_header
 
-    @property
-    def max_length(self) -> int:
-        """The largest payload length accepted."""
-        return self._max_length
-
-    @property
-    def header_size(self) -> int:
-        """The length field's size in bytes: 1, 2, 3, 4 or 8 (0 for a varint or BER length)."""
-        return self._size
-
-    def _frame(self, buf: Buffer, start: int, size: int) -> Optional[tuple[int, int, int]]:
+    def measure(self, buf: Buffer, start: int, size: int) -> Optional[tuple[int, int, int]]:
+        """Measure the frame at ``buf[start]``: see :meth:`FrameSpec.measure`."""
         pos = start + self._offset
         decode = self._decode
         if decode is None:
-            body = pos + self._size
+            body = pos + self.header_size
             if size < body:
                 return None
-            length = self._unpack_from(buf, pos)[0]
+            length = self.unpack_from(buf, pos)[0]
         else:
             found = decode(self, buf, pos, size)
             if found is None:
@@ -216,7 +245,7 @@ class Prefixed(FrameSpec):
                 f"in a {self!r} read"
             )
         trailer = self._trailer
-        end = _frame_end(self, buf, body, length, size, trailer)
+        end = frame_end(self, buf, body, length, size, trailer)
         if end is None:
             return None
         if self._include_header:
@@ -228,7 +257,7 @@ class Prefixed(FrameSpec):
         return (
             self._fmt,
             self._include_header,
-            self._max_length,
+            self.max_length,
             self._offset,
             self._adjust,
             self._strip,
@@ -247,8 +276,8 @@ class Prefixed(FrameSpec):
         options = ""
         if self._include_header:
             options += ", include_header=True"
-        if self._max_length != _DEFAULT_MAX_LENGTH:
-            options += f", max_length={self._max_length}"
+        if self.max_length != DEFAULT_MAX_LENGTH:
+            options += f", max_length={self.max_length}"
         for name in ("offset", "adjust", "strip"):
             value = getattr(self, f"_{name}")
             if value:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Optional, Union
 
-from pytest_hsocket._core.frames import FrameError, FrameSpec
+from pytest_hsocket._core.frames import FrameError, FrameSpec, over_length
+from pytest_hsocket._core.lines import COPY_VIEW, WINDOW_MAX, WINDOW_MIN, whole_lines
 from pytest_hsocket._core.reads import (
     AVAILABLE,
     BARRIER,
@@ -39,30 +40,6 @@ __all__ = [
     "make_request",
 ]
 
-_COPY_VIEW = 2048
-"""Reads longer than this are copied out of the buffer through a memoryview (one copy);
-shorter ones by slicing, which costs less than making the view."""
-_WINDOW_MIN = 512
-_WINDOW_MAX = 64 * 1024
-"""Bounds of the bytes snapshot that ``ReadQueue.take`` slices lines from: it starts small
-(a protocol that mixes reads copies little) and doubles while takes keep using it up."""
-
-
-def _whole_lines(data: bytes, delimiter: bytes) -> tuple[list[bytes], int]:
-    """Return the pieces of ``data`` that end in ``delimiter`` (kept), in order, and how many
-    bytes they cover; what follows the last one is left out. LF or CRLF lines split in one C
-    call where no other line break could mislead ``splitlines``."""
-    if (delimiter == b"\n" and b"\r" not in data) or (
-        delimiter == b"\r\n" and data.count(b"\r") == data.count(b"\n") == data.count(delimiter)
-    ):
-        lines = data.splitlines(True)
-        if lines and not lines[-1].endswith(delimiter):
-            return lines, len(data) - len(lines.pop())
-        return lines, len(data)
-    parts = data.split(delimiter)
-    tail = parts.pop()
-    return [part + delimiter for part in parts], len(data) - len(tail)
-
 
 class ReadQueue:
     """Queued reads plus the bytes received and not yet delivered.
@@ -82,7 +59,7 @@ class ReadQueue:
             plain attribute, so checking it after each ``feed`` costs next to nothing.
         reads_queued: The queued reads, current first (a deque). Read-only for others: the
             stream's read timer looks at its head once a message, without a property call.
-        lines: The read fast lane's contract (the TCP socket inlines ``take`` with it):
+        lines: The fast reads' contract (the TCP socket inlines ``take`` with it):
             ``take(d)`` split the buffer's head into ``lines`` at ``lines_delim``; while
             ``lines_next < lines_last`` and ``d is lines_delim``, a caller may take
             ``lines[lines_next]`` and add 1 to ``lines_next``, as ``take(d)`` would. Nothing
@@ -118,7 +95,7 @@ class ReadQueue:
         self.lines_last = 0  # len(lines) - 1: a caller inlining take() stops before it
         self._lines_bytes = 0
         self.lines_delim: Optional[bytes] = None
-        self._win_size = _WINDOW_MIN
+        self._win_size = WINDOW_MIN
         self.error: Optional[str] = None
 
     @property
@@ -151,7 +128,7 @@ class ReadQueue:
     def take(self, delimiter: bytes) -> Optional[bytes]:
         """Complete a delimiter read at once, if no read is queued and the buffer holds one.
 
-        The fast lane of a callback that queues its next read: equivalent to a ``push`` of
+        The fast read of a callback that queues its next read: equivalent to a ``push`` of
         ``ReadRequest(delimiter)`` that completes at once, without building the request.
 
         Args:
@@ -172,7 +149,7 @@ class ReadQueue:
         # Split a new snapshot of the buffer's head, twice as long as the last while takes
         # keep using them up: a protocol that mixes reads splits little.
         used_up = bool(self.lines) and delimiter is self.lines_delim
-        size = min(self._win_size * 2, _WINDOW_MAX) if used_up else _WINDOW_MIN
+        size = min(self._win_size * 2, WINDOW_MAX) if used_up else WINDOW_MIN
         self._settle()
         buf = self._buf
         if self.reads_queued or not buf:
@@ -182,7 +159,7 @@ class ReadQueue:
                 win = bytes(view[:size])
         else:
             win = bytes(buf)
-        lines, covered = _whole_lines(win, delimiter)
+        lines, covered = whole_lines(win, delimiter)
         if not lines:
             return None  # none yet, or one across the snapshot's end: push finds it
         self.lines, self.lines_next, self.lines_delim = lines, 1, delimiter
@@ -217,7 +194,7 @@ class ReadQueue:
         """
         if self.lines:
             self._settle()
-        self._win_size = _WINDOW_MIN
+        self._win_size = WINDOW_MIN
         buf = self._buf
         if not self.reads_queued and buf:
             matcher = request.matcher
@@ -350,11 +327,11 @@ class ReadQueue:
                     break
                 end = found + len(matcher)
             elif isinstance(matcher, FrameSpec) and not (
-                isinstance(matcher, Prefixed) and matcher._simple
+                isinstance(matcher, Prefixed) and matcher.simple
             ):
                 # Placed after the int and bytes branches so they pay nothing for it.
                 try:
-                    measured = matcher._frame(buf, start, size)
+                    measured = matcher.measure(buf, start, size)
                 except FrameError as exc:
                     if self.error is None:
                         self.error = str(exc)
@@ -362,7 +339,7 @@ class ReadQueue:
                 if measured is None:
                     break
                 data_from, data_end, end = measured
-                if data_end - data_from > _COPY_VIEW:
+                if data_end - data_from > COPY_VIEW:
                     with memoryview(buf) as view:
                         data = bytes(view[data_from:data_end])
                 else:
@@ -373,22 +350,20 @@ class ReadQueue:
                 self._scan_from = 0
                 continue
             elif isinstance(matcher, Prefixed):
+                # A simple frame, measured inline through Prefixed's documented fields.
                 # Nothing is scanned: _scan_from stays 0 while a Prefixed read is the head.
-                header = matcher._size
+                header = matcher.header_size
                 if size - start < header:
                     break
-                length = matcher._unpack_from(buf, start)[0]
-                if length > matcher._max_length:
+                length = matcher.unpack_from(buf, start)[0]
+                if length > matcher.max_length:
                     if self.error is None:
-                        self.error = (
-                            f"length {length} over max_length {matcher._max_length} "
-                            f"in a {matcher!r} read"
-                        )
+                        self.error = str(over_length(matcher, length))
                     break
                 end = start + header + length
                 if size < end:
                     break
-                data_from = start + matcher._start  # the payload may start after the header
+                data_from = start + matcher.data_start  # the payload may start after the header
             else:
                 # Searched as if the buffer began at the read (so ^ and \A anchor there).
                 with memoryview(buf) as view:
@@ -404,7 +379,7 @@ class ReadQueue:
                         )
                     break
                 end = start + matched
-            if end - data_from > _COPY_VIEW:
+            if end - data_from > COPY_VIEW:
                 with memoryview(buf) as view:
                     data = bytes(view[data_from:end])  # one copy, not two
             else:

@@ -64,7 +64,7 @@ class Stats:
         return Stats(**{f.name: getattr(self, f.name) for f in fields(self)})
 
 
-class Stage:
+class ChaosStage:
     """A chaos effect's state on one lane (the base lets everything through untouched)."""
 
     def process(self, emits: list[Emit], now: float, stats: Stats) -> list[Emit]:
@@ -109,7 +109,7 @@ class Lane:
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
-        self._stages: list[tuple[Hashable, Stage]] = []
+        self._stages: list[tuple[Hashable, ChaosStage]] = []
         self.stats = Stats()
 
     # -- the chain --------------------------------------------------------------------------

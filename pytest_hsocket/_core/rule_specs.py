@@ -22,8 +22,10 @@ Check = Union[bytes, str, "re.Pattern[bytes]", Callable[[bytes], object]]
 
 _LABEL_LIMIT = 80  # a problem line shows this much of a pattern: one regex made a 70 KB line
 
-_NEED = -1  # wait for more bytes
-_NO = -2  # can never match
+NEED_MORE = -1
+""":func:`scan`'s end when the spec needs more bytes to decide."""
+NO_MATCH = -2
+""":func:`scan`'s end when the spec can never match the bytes."""
 
 
 class Until:
@@ -52,24 +54,84 @@ def until(delimiter: Union[bytes, str]) -> Until:
 
 def literal_prefix(pattern: re.Pattern[bytes]) -> bytes:
     """Return the bytes every match of ``pattern`` starts with (``b"GET /"`` for
-    ``rb"GET /(\\w+)"``), or ``b""``: bytes that disagree with it can never match."""
-    if pattern.flags & re.IGNORECASE:
-        return b""
-    try:
-        try:
-            from re import _parser  # type: ignore[attr-defined]
-        except ImportError:  # Python < 3.11
-            import sre_parse as _parser
+    ``rb"GET /(\\w+)"``), or ``b""``: bytes that disagree with it can never match.
 
-        parsed = _parser.parse(pattern.pattern, pattern.flags)
-    except Exception:
+    Read from the pattern's source, not from the ``re`` module's private parser: plain bytes,
+    escaped punctuation and the escapes ``\\n \\r \\t \\f \\v \\a \\xHH``, up to the first
+    other special character; a byte that a quantifier follows is left out (it may be
+    optional). A pattern with a top-level ``|``, or compiled with ``re.IGNORECASE`` or
+    ``re.VERBOSE``, has none. Conservative: it may find less than every match shares, never
+    more (only a fast failure is lost).
+    """
+    if pattern.flags & (re.IGNORECASE | re.VERBOSE):
+        return b""
+    source = pattern.pattern
+    if b"|" in source and _alternatives(source):
         return b""
     out = bytearray()
-    for op, value in parsed:
-        if str(op) != "LITERAL":
+    at = 0
+    while at < len(source):
+        found = _literal_at(source, at)
+        if found is None:
+            break
+        value, width = found
+        if source[at + width : at + width + 1] in _QUANTIFIERS:
             break
         out.append(value)
+        at += width
     return bytes(out)
+
+
+_SPECIAL = frozenset(b".^$*+?{}[]\\|()")
+_QUANTIFIERS = (b"*", b"+", b"?", b"{")
+_ESCAPES = {ord(c): ord(v) for c, v in zip("nrtfva", "\n\r\t\f\v\a")}
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _literal_at(source: bytes, at: int) -> Optional[tuple[int, int]]:
+    # The literal byte at source[at] and the source bytes it takes, or None if it is not one.
+    byte = source[at]
+    if byte != 0x5C:  # a backslash
+        return None if byte in _SPECIAL else (byte, 1)
+    escaped = source[at + 1 : at + 2]
+    if not escaped:
+        return None
+    code = escaped[0]
+    if code in _ESCAPES:
+        return _ESCAPES[code], 2
+    digits = source[at + 2 : at + 4]
+    if code == ord("x") and len(digits) == 2 and all(d in _HEX for d in digits):
+        return int(digits, 16), 4
+    if code < 0x80 and not chr(code).isalnum():
+        return code, 2  # escaped punctuation stands for itself: \. \$ \\
+    return None
+
+
+def _alternatives(source: bytes) -> bool:
+    # Whether a compiled pattern's source has a "|" outside every group and set.
+    depth = 0
+    at = 0
+    while at < len(source):
+        byte = source[at]
+        if byte == 0x5C:
+            at += 2
+            continue
+        if byte == ord("["):
+            at += 1
+            at += source[at : at + 1] == b"^"
+            at += source[at : at + 1] == b"]"  # a first "]" is a member, not the end
+            while at < len(source) and source[at] != ord("]"):
+                at += 2 if source[at] == 0x5C else 1
+        elif source.startswith(b"(?#", at):
+            at = source.index(b")", at)  # a comment: what it holds means nothing
+        elif byte == ord("("):
+            depth += 1
+        elif byte == ord(")"):
+            depth -= 1
+        elif byte == ord("|") and not depth:
+            return True
+        at += 1
+    return False
 
 
 def scan(spec: Spec, buf: bytearray, hint: int) -> tuple[int, int, int, int]:
@@ -80,46 +142,46 @@ def scan(spec: Spec, buf: bytearray, hint: int) -> tuple[int, int, int, int]:
         buf: The bytes not matched yet (they only grow between scans with the same hint).
         hint: What the last scan returned (0 for a first scan): how far ``buf`` was checked.
     Returns:
-        ``(end, data_from, data_end, hint)``: ``end`` is where the match ends in ``buf``, or
-        ``_NEED`` / ``_NO``; the framed data is ``buf[data_from:data_end]``; ``hint`` is for
-        the next scan. Each byte is looked at a bounded number of times (linear) except by a
-        regex or a ``Framer``, which see the whole buffer each time.
+        ``(end, data_from, data_end, hint)``: ``end`` is where the match ends in ``buf``,
+        or ``NEED_MORE`` / ``NO_MATCH``; the framed data is ``buf[data_from:data_end]``;
+        ``hint`` is for the next scan. Each byte is looked at a bounded number of times
+        (linear) except by a regex or a ``Framer``, which see the whole buffer each time.
     """
     size = len(buf)
     if isinstance(spec, bytes):
         want = len(spec)
         if size >= want:
-            end = want if buf[hint:want] == spec[hint:] else _NO
+            end = want if buf[hint:want] == spec[hint:] else NO_MATCH
             return end, 0, want, hint
         if buf[hint:size] == spec[hint:size]:
-            return _NEED, 0, 0, size
-        return _NO, 0, 0, hint
+            return NEED_MORE, 0, 0, size
+        return NO_MATCH, 0, 0, hint
     if isinstance(spec, int):
-        return (spec if size >= spec else _NEED), 0, spec, 0
+        return (spec if size >= spec else NEED_MORE), 0, spec, 0
     if isinstance(spec, Until):
         delimiter = spec.delimiter
         found = buf.find(delimiter, max(0, hint - len(delimiter) + 1))
         if found < 0:
-            return _NEED, 0, 0, size
+            return NEED_MORE, 0, 0, size
         return found + len(delimiter), 0, found + len(delimiter), hint
     if isinstance(spec, FrameSpec):
         try:
-            measured = spec._frame(buf, 0, size)
+            measured = spec.measure(buf, 0, size)
         except FrameError:
-            return _NO, 0, 0, 0
+            return NO_MATCH, 0, 0, 0
         if measured is None:
-            return _NEED, 0, 0, 0
+            return NEED_MORE, 0, 0, 0
         data_from, data_end, end = measured
         return end, data_from, data_end, 0
     match = spec.match(buf)
     if match is not None:
         end = match.end()
-        return (end if end else _NO), 0, end, 0
+        return (end if end else NO_MATCH), 0, end, 0
     prefix = literal_prefix(spec)
     common = min(len(prefix), size)
     if buf[:common] != prefix[:common]:
-        return _NO, 0, 0, 0  # the bytes disagree with the pattern's literal start: fail fast
-    return _NEED, 0, 0, 0
+        return NO_MATCH, 0, 0, 0  # the bytes disagree with the pattern's literal start: fail fast
+    return NEED_MORE, 0, 0, 0
 
 
 def make_check(check: object) -> Optional[Check]:

@@ -6,10 +6,16 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple, Optional, Union
 
-from pytest_hsocket._core.checks import check_int, check_seconds
+from pytest_hsocket._core.checks import (
+    check_bool,
+    check_int,
+    check_name,
+    check_payload,
+    check_seconds,
+)
 from pytest_hsocket._core.rule_specs import (
-    _NEED,
-    _NO,
+    NEED_MORE,
+    NO_MATCH,
     Check,
     MatchSpec,
     Spec,
@@ -24,8 +30,10 @@ from pytest_hsocket._core.rule_specs import (
 )
 
 __all__ = [
-    "_NEED",
-    "_NO",
+    "ENDINGS",
+    "FAULTS",
+    "NEED_MORE",
+    "NO_MATCH",
     "Action",
     "Check",
     "MatchSpec",
@@ -45,8 +53,10 @@ __all__ = [
 
 Payload = Union[bytes, str, Callable[[bytes], Union[bytes, str, None]]]
 
-_FAULTS = frozenset({"dribble", "trickle", "truncate", "reset_after", "garbage"})
-_ENDINGS = frozenset({"close", "reset", "truncate", "reset_after", "stall"})
+FAULTS = frozenset({"dribble", "trickle", "truncate", "reset_after", "garbage"})
+"""The action kinds that send a reply in a faulty way (the script player carries them out)."""
+ENDINGS = frozenset({"close", "reset", "truncate", "reset_after", "stall"})
+"""The action kinds after which a connection says nothing more."""
 
 
 class Action(NamedTuple):
@@ -128,7 +138,7 @@ class Rule:
         Raises:
             TypeError: If ``payload`` is none of those.
         """
-        self._check_payload(payload, "respond()")
+        check_payload(payload, "respond()")
         self._add("send", payload, payload)
         return self
 
@@ -160,7 +170,7 @@ class Rule:
 
     def dribble(self, payload: Payload, size: int = 1, delay: float = 0.01) -> Rule:
         """Send ``payload`` in slices of ``size`` bytes, ``delay`` seconds apart."""
-        self._check_payload(payload, "dribble()")
+        check_payload(payload, "dribble()")
         check_int(size, "dribble() size", 1)
         check_seconds(delay, "dribble() delay")
         self._add("dribble", (payload, size, float(delay)))
@@ -168,21 +178,21 @@ class Rule:
 
     def trickle(self, payload: Payload, rate: int) -> Rule:
         """Send ``payload`` at ``rate`` bytes per second at most (in 20 ms slices)."""
-        self._check_payload(payload, "trickle()")
+        check_payload(payload, "trickle()")
         check_int(rate, "trickle() rate", 1)
         self._add("trickle", (payload, rate))
         return self
 
     def truncate(self, payload: Payload, after: int) -> Rule:
         """Send the first ``after`` bytes of ``payload``, then close: a response cut short."""
-        self._check_payload(payload, "truncate()")
+        check_payload(payload, "truncate()")
         check_int(after, "truncate() after")
         self._add("truncate", (payload, after), payload)
         return self
 
     def reset_after(self, payload: Payload, after: int) -> Rule:
         """Send the first ``after`` bytes of ``payload``, then reset the connection (RST)."""
-        self._check_payload(payload, "reset_after()")
+        check_payload(payload, "reset_after()")
         check_int(after, "reset_after() after")
         self._add("reset_after", (payload, after), payload)
         return self
@@ -204,16 +214,6 @@ class Rule:
         """Shut down the sending side (the client reads EOF) but keep reading."""
         self._add("half_close", None)
         return self
-
-    @staticmethod
-    def _check_payload(payload: Payload, what: str) -> None:
-        if not isinstance(payload, (bytes, str)) and not callable(payload):
-            raise TypeError(f"{what} payload must be bytes, str or callable, not {payload!r}")
-        if isinstance(payload, str):
-            try:
-                payload.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError(f"{what} payload is not valid text: {payload!r}") from None
 
     def __repr__(self) -> str:
         text = self._label
@@ -267,10 +267,8 @@ class Script:
         """
         spec = make_spec(match)
         checked = make_check(check)
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"expect() name must be a str, not {name!r}")
-        if not isinstance(shared, bool):
-            raise TypeError(f"expect() shared must be a bool, not {shared!r}")
+        check_name(name, "expect() name")
+        check_bool(shared, "expect() shared")
         if times is not None:
             check_int(
                 times, "expect() times", 1, bound="a positive int or None", noun="an int or None"

@@ -12,9 +12,9 @@ import re
 from typing import Any, Optional
 
 from pytest_hsocket._core.rules import (
-    _ENDINGS,
-    _FAULTS,
-    _NEED,
+    ENDINGS,
+    FAULTS,
+    NEED_MORE,
     Action,
     Check,
     MatchSpec,
@@ -207,7 +207,7 @@ class Conversation:
             else:
                 end, data_from, data_end, hints[index] = scan(spec, buf, hints.get(index, 0))
                 if end < 0:
-                    waiting = waiting or end == _NEED
+                    waiting = waiting or end == NEED_MORE
                     continue
                 framed = bytes(buf[data_from:data_end])
             if rule.check is not None and not self._passes(rule.check, framed):
@@ -247,11 +247,11 @@ class Conversation:
             if kind == "delay":
                 assert isinstance(value, float)
                 actions.append(Action("delay", seconds=value))
-            elif kind in _FAULTS or kind == "send":
+            elif kind in FAULTS or kind == "send":
                 actions += self._payload_actions(kind, value, framed)
             else:
                 actions.append(Action(kind))
-            if kind in _ENDINGS:
+            if kind in ENDINGS:
                 self.ended = True
                 break
         return actions

@@ -8,7 +8,7 @@ with the TCP proxy's toxics.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from pytest_hsocket._core.chaos import ChaosSpec, Delay, Drop, Duplicate, Reorder, Truncate
 from pytest_hsocket._core.lane import Stats
@@ -41,6 +41,12 @@ class ChaosDirection(Chain[Chaos]):
     they were added. Rates are probabilities from 0 to 1, drawn from the proxy's seeded
     random generator for this direction.
 
+    Args:
+        proxy: The proxy (its ``stats`` are this direction's).
+        direction: ``"upstream"`` or ``"downstream"``.
+        attach: Applies an effect just added to the traffic (called on the loop).
+        detach: Takes an effect just removed off the traffic (called on the loop).
+
     Attributes:
         direction: ``"upstream"`` (client to server) or ``"downstream"`` (server to client).
     """
@@ -48,14 +54,20 @@ class ChaosDirection(Chain[Chaos]):
     _kind = "ChaosDirection"
     _empty = "no chaos"
 
-    def __init__(self, proxy: UdpProxy, direction: str) -> None:
-        super().__init__(direction, proxy._apply_chaos, proxy._lift_chaos)
+    def __init__(
+        self,
+        proxy: UdpProxy,
+        direction: str,
+        attach: Callable[[Chaos], None],
+        detach: Callable[[Chaos], None],
+    ) -> None:
+        super().__init__(direction, attach, detach)
         self._proxy = proxy
 
     @property
     def effects(self) -> list[Chaos]:
         """The effects on this direction, in chain order."""
-        return self._listing()
+        return self.handles()
 
     @property
     def stats(self) -> Stats:

@@ -34,7 +34,17 @@ _CANCEL_TIMEOUT = 5.0
 __tracebackhide__ = hide_helper_frames
 
 
-class _Ticket:
+class Ticket:
+    """A read a blocking helper (``expect``) waits for: the loop fills ``data`` and opens
+    ``gate``; ``abandoned`` once the helper gave up (its bytes then go to the inbox).
+
+    Attributes:
+        request: The queued read.
+        gate: Opened on the loop when the read completes (or the connection ends).
+        data: The completed read, or ``None``.
+        abandoned: Whether the helper that queued it stopped waiting.
+    """
+
     __slots__ = ("abandoned", "data", "gate", "request")
 
     def __init__(self, request: ReadRequest) -> None:
@@ -49,7 +59,7 @@ class ClientReads(Socket):
 
     wait_timeout: float
     transcript: Transcript
-    _tickets: deque[Optional[_Ticket]]
+    _tickets: deque[Optional[Ticket]]
     _inbox: list[TaggedBytes]
     _lock: Any
     _changed: Gate
@@ -64,7 +74,7 @@ class ClientReads(Socket):
         # Socket.read() ends here on the loop: reads it queues land in the inbox.
         self._push_ticket(request, None)
 
-    def _push_ticket(self, request: ReadRequest, ticket: Optional[_Ticket]) -> None:
+    def _push_ticket(self, request: ReadRequest, ticket: Optional[Ticket]) -> None:
         stream = self._stream
         if stream is None or stream.closed:
             if ticket is not None:
@@ -133,7 +143,7 @@ class ClientReads(Socket):
             changed, self._changed = self._changed, Gate()
         changed.open()
 
-    def _cancel(self, ticket: _Ticket) -> None:
+    def _cancel(self, ticket: Ticket) -> None:
         stream = self._stream
         if stream is not None and stream.queue.cancel(ticket.request):
             if ticket in self._tickets:
@@ -161,20 +171,20 @@ class ClientReads(Socket):
 
     def _queue_expect(
         self, delimiter: ReadDelimiter, tag: int, timeout: Optional[float]
-    ) -> tuple[_Ticket, Optional[float]]:
+    ) -> tuple[Ticket, Optional[float]]:
         # Everything that can raise comes before the read is queued: nothing to take back.
         self._refuse_on_loop("expect")
         if self.callback_errors:
             self.check()
         request = make_request(delimiter, tag, self._timeout)
         limit = self._limit(timeout, "expect()")
-        ticket = _Ticket(request)
+        ticket = Ticket(request)
         if self._closed():
             raise self._closed_error(request)
         self._loop.call(self._push_ticket, request, ticket)
         return ticket, limit
 
-    def _give_up(self, ticket: _Ticket) -> None:
+    def _give_up(self, ticket: Ticket) -> None:
         # Every way out of expect()/aexpect() without the data ends here (DESIGN 1b.19): the
         # read is taken back, so the bytes it would have had serve the next read. A read that
         # completed in the meantime was not taken by anyone: it goes to the inbox (wait()).
@@ -193,7 +203,7 @@ class ClientReads(Socket):
             data, ticket.data = ticket.data, None
             self._to_inbox(data, data.tag)
 
-    def _outcome(self, ticket: _Ticket, limit: Optional[float]) -> TaggedBytes:
+    def _outcome(self, ticket: Ticket, limit: Optional[float]) -> TaggedBytes:
         if self.callback_errors:
             self.check()
         if ticket.data is not None:

@@ -19,6 +19,7 @@ import socket
 import time
 from typing import Any, Optional
 
+from pytest_hsocket._core.checks import check_seconds
 from pytest_hsocket._core.errors import HSocketError
 from pytest_hsocket._core.faults import DIRECTIONS, DOWNSTREAM, UPSTREAM, check_ports
 from pytest_hsocket._core.pipe import CLOSE, RESET
@@ -87,6 +88,7 @@ class FaultProxy(Proxy[Toxics]):
         self._records: list[RecordEntry] = []
         self._records_lock: Any = allocate_lock()
         self._chains = {d: Toxics(d, self._apply_toxic, self._lift_toxic) for d in DIRECTIONS}
+        get_loop().run_sync(self._listen)
 
     @classmethod
     def start(
@@ -116,13 +118,15 @@ class FaultProxy(Proxy[Toxics]):
         Returns:
             The listening proxy.
         Raises:
-            TypeError, ValueError: If a port is not an int in range.
+            TypeError, ValueError: If a port is not an int in range, or ``connect_timeout``
+                not a number of seconds.
             OSError: If the upstream host does not resolve, or binding fails.
         """
         check_ports("FaultProxy.start()", upstream_port, port)
+        connect_timeout = check_seconds(connect_timeout, "FaultProxy.start() connect_timeout")
         infos = socket.getaddrinfo(upstream_host, upstream_port, 0, socket.SOCK_STREAM)
         addresses: list[tuple[int, Any]] = [(fam, addr) for fam, _, _, _, addr in infos]
-        proxy = cls(
+        return cls(
             (upstream_host, upstream_port),
             addresses,
             host=host,
@@ -132,8 +136,6 @@ class FaultProxy(Proxy[Toxics]):
             record=record,
             port=port,
         )
-        get_loop().run_sync(proxy._listen)
-        return proxy
 
     # -- where ------------------------------------------------------------------------------
 
@@ -285,7 +287,16 @@ class FaultProxy(Proxy[Toxics]):
 
     def _accept(self, sock: socket.socket) -> None:
         self._count += 1
-        conn = Connection(self, self._count, sock)
+        conn = Connection(
+            self,
+            self._count,
+            sock,
+            addresses=self._addresses,
+            rng=self._rng,
+            toxics={d: self._chains[d].toxics for d in DIRECTIONS},
+            record=self._record,
+            forget=self._forget,
+        )
         self._live.append(conn)
         log.debug("%s: connection %d accepted", self.name, conn.number)
         conn.start()

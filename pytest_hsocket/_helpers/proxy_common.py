@@ -61,11 +61,11 @@ class Handle(Scoped, Generic[SpecT]):
     @property
     def active(self) -> bool:
         """Whether it is still on (not removed)."""
-        return self in self._chain._listing()
+        return self in self._chain.handles()
 
     def remove(self) -> None:
         """Take it off at once; idempotent."""
-        self._chain._remove(self)
+        self._chain.remove(self)
 
     def _leave(self) -> None:
         self.remove()
@@ -85,6 +85,8 @@ class Chain(Generic[HandleT]):
 
     Attributes:
         direction: ``"upstream"`` (client to server) or ``"downstream"`` (server to client).
+
+    A :class:`Handle` lists and removes itself through :meth:`handles` and :meth:`remove`.
     """
 
     _kind = "Chain"  # how repr() names it
@@ -103,10 +105,11 @@ class Chain(Generic[HandleT]):
 
     def clear(self) -> None:
         """Remove everything on this direction."""
-        for handle in self._listing():
+        for handle in self.handles():
             handle.remove()
 
-    def _listing(self) -> list[HandleT]:
+    def handles(self) -> list[HandleT]:
+        """Return the handles on this direction, in chain order (a copy)."""
         return list(self._handles)
 
     # The list changes on the loop only, so what the proxy applies always matches it.
@@ -119,7 +122,13 @@ class Chain(Generic[HandleT]):
         get_loop().run_sync(add)
         return handle
 
-    def _remove(self, handle: HandleT) -> None:
+    def remove(self, handle: HandleT) -> None:
+        """Take ``handle`` off this direction at once (on the loop); idempotent.
+
+        Args:
+            handle: A handle this direction returned.
+        """
+
         def remove() -> None:
             if handle in self._handles:
                 self._handles.remove(handle)
@@ -128,7 +137,7 @@ class Chain(Generic[HandleT]):
         get_loop().run_sync(remove)
 
     def __repr__(self) -> str:
-        chain = ", ".join(h.spec.describe() for h in self._listing()) or self._empty
+        chain = ", ".join(h.spec.describe() for h in self.handles()) or self._empty
         return f"<{self._kind} {self.direction}: {chain}>"
 
 

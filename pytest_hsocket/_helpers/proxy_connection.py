@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import gevent
 import gevent.event
@@ -30,6 +31,7 @@ from pytest_hsocket._io.sockets import Closed, connect_first
 
 if TYPE_CHECKING:
     from pytest_hsocket._helpers.proxy import FaultProxy
+    from pytest_hsocket._helpers.toxic_handles import Toxic
 
 
 # The name the proxy's messages always had (before the connections moved here).
@@ -49,10 +51,35 @@ _unsent = unsent_bytes
 
 
 class Connection:
-    """One proxied connection: the client's socket, the upstream's, and four pumps."""
+    """One proxied connection: the client's socket, the upstream's, and four pumps.
 
-    def __init__(self, proxy: FaultProxy, number: int, client: socket.socket) -> None:
+    Args:
+        proxy: The proxy that accepted it (its ``name`` and ``connect_timeout`` are read).
+        number: The connection's number in the proxy (1 for the first).
+        client: The accepted socket.
+        addresses: Where to reach the upstream: ``(family, address)`` pairs, tried in order.
+        rng: The proxy's random generator (the toxics' jitter).
+        toxics: The toxics on each direction now, in chain order.
+        record: Records a piece about to be sent: ``record(direction, number, data, at)``.
+        forget: Called with the connection once it is closed.
+    """
+
+    def __init__(
+        self,
+        proxy: FaultProxy,
+        number: int,
+        client: socket.socket,
+        *,
+        addresses: list[tuple[int, Any]],
+        rng: random.Random,
+        toxics: dict[str, list[Toxic]],
+        record: Callable[[str, int, bytes, float], None],
+        forget: Callable[[Connection], None],
+    ) -> None:
         self.proxy = proxy
+        self._addresses = addresses
+        self._record = record
+        self._forget = forget
         self.number = number
         self.client = client
         self.server: Optional[socket.socket] = None
@@ -65,11 +92,11 @@ class Connection:
         self._watchers: list[Any] = []
         self._ended: set[str] = set()
         now = time.monotonic()
-        self.pipes = {d: Pipe(proxy._rng) for d in DIRECTIONS}
+        self.pipes = {d: Pipe(rng) for d in DIRECTIONS}
         self.wakes = {d: gevent.event.Event() for d in DIRECTIONS}
         self._room = {d: gevent.event.Event() for d in DIRECTIONS}
         for direction in DIRECTIONS:
-            for toxic in proxy._chains[direction].toxics:
+            for toxic in toxics[direction]:
                 self.pipes[direction].add(toxic, toxic.spec, now)
 
     def start(self) -> None:
@@ -104,8 +131,8 @@ class Connection:
         last: Union[OSError, str] = "no address"
         try:
             with gevent.Timeout(proxy.connect_timeout):
-                if proxy._addresses:
-                    return connect_first(self._hub, proxy._addresses, nodelay=True)
+                if self._addresses:
+                    return connect_first(self._hub, self._addresses, nodelay=True)
         except OSError as exc:
             last = exc
         except gevent.Timeout:
@@ -149,7 +176,7 @@ class Connection:
                 step = pipe.next_step(now)
                 if isinstance(step, Send):
                     # Recorded first: whatever a peer has seen is in the record.
-                    self.proxy._record(direction, self.number, step.data, now)
+                    self._record(direction, self.number, step.data, now)
                     self._send_all(dst, watcher, step.data)
                     pipe.commit(step, time.monotonic())
                     room.set()
@@ -266,7 +293,7 @@ class Connection:
             else:
                 _close_gently(sock)
             sock.close()
-        self.proxy._forget(self)
+        self._forget(self)
         log.debug("%s: connection %d closed (%s)", self.proxy.name, self.number, how)
         self.finished.set()
 

@@ -12,9 +12,10 @@ from typing import Any, Callable, Optional, Union
 from gevent import monkey
 
 from pytest_hsocket._core.address import ip_family
-from pytest_hsocket._core.errors import InvalidThreadUseError
+from pytest_hsocket._core.checks import check_seconds
+from pytest_hsocket._core.errors import HSocketError, InvalidThreadUseError
 from pytest_hsocket._core.transcript import TaggedBytes, Transcript
-from pytest_hsocket._helpers.client_reads import ClientReads, _Ticket
+from pytest_hsocket._helpers.client_reads import ClientReads, Ticket
 from pytest_hsocket._helpers.mockserver_play import ContextSource
 from pytest_hsocket._hs.base import CONNECTING, IDLE, log
 from pytest_hsocket._hs.tcp import ReadCallback
@@ -52,7 +53,7 @@ class TestClient(ClientReads):
         self.wait_timeout = wait_timeout
         self.transcript = Transcript(name)
         self._tap = self.transcript
-        self._tickets: deque[Optional[_Ticket]] = deque()
+        self._tickets: deque[Optional[Ticket]] = deque()
         self._inbox: list[TaggedBytes] = []
         self._lock: Any = allocate_lock()
         self._changed = Gate()
@@ -90,45 +91,94 @@ class TestClient(ClientReads):
             peer_name: The name the server certificate must carry (``host`` by default).
         Raises:
             ConnectionError: If the connection (or the TLS handshake) fails or times out.
-            TypeError: If ``host`` is not a str (or a path), or ``port`` not an int.
-            ValueError: If ``port`` is out of range.
+            TypeError: If ``host`` is not a str (or a path), ``port`` not an int, or
+                ``wait_timeout`` not a number.
+            ValueError: If ``port`` or ``wait_timeout`` is out of range.
         """
         if get_loop().on_thread():
             raise InvalidThreadUseError("open() waits for the connection; call it from the test")
+        wait_timeout = check_seconds(wait_timeout, "TestClient.open() wait_timeout")
+        if isinstance(host, os.PathLike):
+            host = os.fspath(host)
+        where = host if port is None else f"{host}:{port}"
+        client = cls(wait_timeout=wait_timeout, name=name or f"hsock_client to {where}")
+        return client.connect_and_wait(
+            host, port, wait_timeout=wait_timeout, tls=tls, peer_name=peer_name
+        )
+
+    def connect_and_wait(
+        self,
+        host: str,
+        port: Optional[int] = None,
+        *,
+        wait_timeout: Optional[float] = None,
+        tls: Optional[ssl.SSLContext] = None,
+        peer_name: Optional[str] = None,
+    ) -> TestClient:
+        """Connect this client to ``host``:``port`` (or the Unix path ``host``) and wait.
+
+        What :meth:`open` does once it has built the client; for a client that was never
+        connected (a closed one stays closed: open a new one).
+
+        Args:
+            host: Host name or address, or a Unix socket path when ``port`` is None.
+            port: The port.
+            wait_timeout: Seconds to wait for the connection; :attr:`wait_timeout` if None.
+            tls: A client context: speak TLS from the first byte, and wait for the handshake.
+            peer_name: The name the server certificate must carry (``host`` by default).
+        Returns:
+            This client, connected.
+        Raises:
+            ConnectionError: If the connection (or the TLS handshake) fails or times out.
+            HSocketError: If this client was connected before.
+            TypeError: If ``host`` is not a str (or a path), ``port`` not an int, or
+                ``wait_timeout`` not a number.
+            ValueError: If ``port`` or ``wait_timeout`` is out of range.
+        """
+        if get_loop().on_thread():
+            raise InvalidThreadUseError("open() waits for the connection; call it from the test")
+        if self._up.is_open or self._mode != IDLE:
+            raise HSocketError(
+                "connect_and_wait() connects a client that was never connected; "
+                "use TestClient.open() for a new one"
+            )
+        timeout = (
+            self.wait_timeout
+            if wait_timeout is None
+            else check_seconds(wait_timeout, "TestClient.connect_and_wait() wait_timeout")
+        )
         if isinstance(host, os.PathLike):
             host = os.fspath(host)
         if not isinstance(host, str):
             # As connect() says it, before anything is built: not an AttributeError from deep in.
             raise TypeError(f"connect() host must be a str, not {host!r}")
         where = host if port is None else f"{host}:{port}"
-        client = cls(wait_timeout=wait_timeout, name=name or f"hsock_client to {where}")
-        connected = client._up  # no callback round: the loop opens it
         literal = isinstance(port, int) and not isinstance(port, bool) and 0 < port <= 65535
         family = ip_family(host) if literal else None
         if family is not None and port is not None:
-            client._connect_here(family, host, port, wait_timeout)
+            self._connect_here(family, host, port, timeout)
             if tls is None:
                 # Connected already: the loop adopts the socket before it runs anything asked
                 # of the client after this (calls are FIFO), so there is nothing to wait for.
-                return client
-        elif (client.connect(host) if port is None else client.connect(host, port)) is None:
+                return self
+        elif (self.connect(host) if port is None else self.connect(host, port)) is None:
             raise ConnectionError(f"could not connect to {where}")
-        if not connected.wait(wait_timeout):
-            client.disconnect()
-            raise ConnectionError(f"could not connect to {where} within {wait_timeout} s")
-        if not client.connected():
-            raise ConnectionError(f"could not connect to {where}: {client.last_disconnect_reason}")
+        if not self._up.wait(timeout):  # no callback round: the loop opens it
+            self.disconnect()
+            raise ConnectionError(f"could not connect to {where} within {timeout} s")
+        if not self.connected():
+            raise ConnectionError(f"could not connect to {where}: {self.last_disconnect_reason}")
         if tls is not None:
-            client.default_tls_context = tls
+            self.default_tls_context = tls
             # One gate for both outcomes: secured, or disconnected by a failed negotiation.
-            client.on_disconnect(lambda reason: client._secured.open())
-            client.start_tls(peer_name=peer_name)
-            if not client._secured.wait(wait_timeout):
-                client.disconnect()
+            self.on_disconnect(lambda reason: self._secured.open())
+            self.start_tls(peer_name=peer_name)
+            if not self._secured.wait(timeout):
+                self.disconnect()
                 raise ConnectionError(f"TLS handshake with {where} timed out")
-            if not client.info()["isSecure"]:
-                raise ConnectionError(f"TLS with {where} failed: {client.last_disconnect_reason}")
-        return client
+            if not self.info()["isSecure"]:
+                raise ConnectionError(f"TLS with {where} failed: {self.last_disconnect_reason}")
+        return self
 
     def _connect_here(self, family: int, host: str, port: int, timeout: float) -> None:
         # An IP literal: connect from this thread (on loopback the kernel completes it at

@@ -51,7 +51,7 @@ class Toxics(Chain[Toxic]):
     @property
     def toxics(self) -> list[Toxic]:
         """The toxics on this direction, in chain order."""
-        return self._listing()
+        return self.handles()
 
     def add(self, spec: ToxicSpec) -> Toxic:
         """Add a toxic at the end of this direction's chain, on live connections too.

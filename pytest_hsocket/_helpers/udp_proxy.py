@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
-from pytest_hsocket._core.checks import check_int, check_wait
+from pytest_hsocket._core.checks import check_int, check_seconds, check_wait
 from pytest_hsocket._core.errors import HSocketError, InvalidThreadUseError
 from pytest_hsocket._core.faults import DIRECTIONS, DOWNSTREAM, UPSTREAM, check_ports
 from pytest_hsocket._core.lane import Stats
@@ -49,13 +49,23 @@ class UdpProxy(Proxy[ChaosDirection]):
     """
 
     def __init__(
-        self, upstream: tuple[str, int], *, name: str, seed: int, wait_timeout: float
+        self,
+        upstream: tuple[str, int],
+        *,
+        host: str,
+        port: int,
+        name: str,
+        seed: int,
+        wait_timeout: float,
     ) -> None:
         self.upstream_address = upstream
         self.seed = seed
         self.wait_timeout = wait_timeout
         self._relay = Relay(name, seed)
-        self._chains = {d: ChaosDirection(self, d) for d in DIRECTIONS}
+        self._chains = {
+            d: ChaosDirection(self, d, self._apply_chaos, self._lift_chaos) for d in DIRECTIONS
+        }
+        get_loop().run_sync(lambda: self._relay.open(upstream, host, port))
 
     @classmethod
     def start(
@@ -82,19 +92,21 @@ class UdpProxy(Proxy[ChaosDirection]):
         Returns:
             The running proxy.
         Raises:
-            TypeError, ValueError: If a port or the seed has the wrong type or range.
+            TypeError, ValueError: If a port, the seed or ``wait_timeout`` has the wrong type
+                or range.
             OSError: If the upstream host does not resolve, or binding fails.
         """
         check_ports("UdpProxy.start()", upstream_port, port)
         check_int(seed, "UdpProxy.start() seed", None)
-        proxy = cls(
+        wait_timeout = check_seconds(wait_timeout, "UdpProxy.start() wait_timeout")
+        return cls(
             (upstream_host, upstream_port),
+            host=host,
+            port=port,
             name=name or f"hsock_udp_proxy to {upstream_host}:{upstream_port}",
             seed=seed,
             wait_timeout=wait_timeout,
         )
-        get_loop().run_sync(lambda: proxy._relay.open(proxy.upstream_address, host, port))
-        return proxy
 
     # -- where ------------------------------------------------------------------------------
 

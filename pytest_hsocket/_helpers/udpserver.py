@@ -11,7 +11,13 @@ import gevent
 from gevent import GreenletExit
 
 from pytest_hsocket._core.address import parse_address
-from pytest_hsocket._core.checks import SECONDS_MAX, check_int, check_probability, check_wait
+from pytest_hsocket._core.checks import (
+    SECONDS_MAX,
+    check_int,
+    check_probability,
+    check_seconds,
+    check_wait,
+)
 from pytest_hsocket._core.errors import (
     ConnectionClosed,
     HSocketError,
@@ -67,7 +73,7 @@ class UdpMockServer(UdpSocket, LocalAddress):
         self.script = Script()
         self._peers: dict[bytes, _Peer] = {}
         self._driven_by_user = False
-        self._where = ""
+        self._address_text = ""
         self._chaos: Optional[tuple[float, float, Optional[int], float, random.Random]] = None
         self.chaos_stats = {"answers": 0, "dropped": 0, "duplicated": 0, "truncated": 0}
 
@@ -84,7 +90,9 @@ class UdpMockServer(UdpSocket, LocalAddress):
 
         Raises:
             HSocketError: If it cannot bind.
+            TypeError, ValueError: If ``wait_timeout`` is not a number of seconds.
         """
+        wait_timeout = check_seconds(wait_timeout, "UdpMockServer.start() wait_timeout")
         server = cls(name=name, wait_timeout=wait_timeout)
         if server.listen(port, host=host) is None or server.receive() is None:
             raise HSocketError(f"{name} could not bind {host}:{port}")
@@ -93,7 +101,7 @@ class UdpMockServer(UdpSocket, LocalAddress):
 
     def remember_where(self) -> None:
         """Remember ``host:port`` now: messages name it so after it is closed."""
-        self._where = f"{self.host}:{self.port}"
+        self._address_text = f"{self.host}:{self.port}"
 
     def expect(self, match: MatchSpec, *, times: Optional[int] = 1, ordered: bool = True) -> Rule:
         """Add a rule: a datagram matching ``match`` (see ``Script.expect``).
@@ -287,7 +295,7 @@ class UdpMockServer(UdpSocket, LocalAddress):
             ExpectationError: Listing every problem (then the transcripts).
         """
         shown = self.transcripts if transcripts else None
-        raise_problems(f"{self.name} ({self._where})", self.problems(), shown)
+        raise_problems(f"{self.name} ({self._address_text})", self.problems(), shown)
 
 
 class UdpTestClient(UdpSocket):
@@ -315,7 +323,9 @@ class UdpTestClient(UdpSocket):
 
         Raises:
             ConnectionError: If it cannot connect.
+            TypeError, ValueError: If ``wait_timeout`` is not a number of seconds.
         """
+        wait_timeout = check_seconds(wait_timeout, "UdpTestClient.open() wait_timeout")
         client = cls(wait_timeout=wait_timeout, name=f"hsock_udp_client to {host}:{port}")
         connected = Gate()
         # A name resolves on the loop: wait for the connect callback (a literal is at once).

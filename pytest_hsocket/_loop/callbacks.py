@@ -39,7 +39,7 @@ class CallbackWorker(_RawGreenlet):  # type: ignore[misc]
             # Each batch in an empty contextvars context, as in a greenlet of its own: what
             # one socket's callback set must not show in another's.
             self.gr_context = None
-            queue._run()
+            queue.run_batch()
             queue = None  # parked, it must not keep the socket alive (nor its ResourceWarning)
             if len(idle) >= MAX_IDLE_WORKERS:
                 return
@@ -73,7 +73,7 @@ class CallbackQueue:
     Callbacks never run inline inside the call that caused them: each batch runs in a
     greenlet of its own (a parked one reused), so a callback may itself call
     ``read``/``write`` (or wait on gevent objects) without breaking the order of the ones
-    after it.
+    after it. :meth:`run_batch` is the worker's side of the contract.
     """
 
     __slots__ = ("_items", "_on_error", "_running")
@@ -95,7 +95,12 @@ class CallbackQueue:
             self._running = True
             _start_batch(self)
 
-    def _run(self) -> None:
+    def run_batch(self) -> None:
+        """Run the queued callbacks until none is left (a :class:`CallbackWorker` calls it).
+
+        Runs in the worker's greenlet, which :meth:`post` started: a callback that raises
+        goes to ``on_error`` and the ones after it still run. Call nowhere else.
+        """
         items = self._items
         try:
             while items:

@@ -1,4 +1,4 @@
-"""The read fast lane: a callback re-queueing its delimiter read gets exactly what a queued
+"""Fast reads: a callback re-queueing its delimiter read gets exactly what a queued
 read would get, in the same order, over real loopback sockets, whatever else it does."""
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def test_disconnect_in_a_callback_reports_exactly_what_was_not_delivered(
 ) -> None:
     closed: list[hsocket.Socket] = []
     gone = Signal()
-    # 100 lines arrive in one segment, so the ten delivered come through the lane.
+    # 100 lines arrive in one segment, so the ten delivered are fast reads.
 
     def stop_at_ten(data: bytes, tag: int, client: hsocket.Socket) -> None:
         if data == LINES[9]:
