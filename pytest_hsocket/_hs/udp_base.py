@@ -41,7 +41,7 @@ def needs_resolver(host: str) -> bool:
     return ip_family(host) is None and host.lower() not in LOCAL_NAMES
 
 
-def _where(sockaddr: bytes) -> str:
+def _sender_text(sockaddr: bytes) -> str:
     sender = parse_address(sockaddr)
     return f"{sender['host']}:{sender['port']}" if sender else "?"
 
@@ -348,12 +348,12 @@ class UdpCore:
         if not data and self._io is not None and self._io.buffer_size == 0:
             # set_buffer_size(0), as the original: recvfrom gives 0 bytes, which it reads as
             # "nothing yet", so nothing is ever delivered (the datagram is consumed).
-            log.debug("UDP datagram from %s not delivered: buffer size 0", _where(sockaddr))
+            log.debug("UDP datagram from %s not delivered: buffer size 0", _sender_text(sockaddr))
             return
         if truncated:
             log.warning(
                 "UDP datagram from %s truncated to %d bytes: set_buffer_size() receives more",
-                _where(sockaddr),
+                _sender_text(sockaddr),
                 len(data),
             )
         if log.isEnabledFor(logging.DEBUG):
