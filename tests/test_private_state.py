@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 import pytest_hsocket
 from pytest_hsocket._core.framing import ReadQueue
 from pytest_hsocket._core.reads import make_request
+from pytest_hsocket._hs.base import ServerFamily
+from pytest_hsocket._hs.read_delivery import DeliveryOwner
 from pytest_hsocket._io.datagram import DatagramOwner
 from pytest_hsocket._io.stream import StreamOwner
 
@@ -51,17 +53,31 @@ ALLOWED = {
     ("_io/datagram.py", "call self._owner._sent"),
     ("_io/datagram.py", "call self._owner._failed"),
     ("_io/datagram.py", "call self._owner._not_sent"),
+    # A TCP socket's read delivery reads the socket's configuration (and its server's) through
+    # the typed Protocol DeliveryOwner (_hs/read_delivery.py).
+    ("_hs/read_delivery.py", "call parent._reads_inline"),
+    ("_hs/read_delivery.py", "call sock._callback_failed"),
+    ("_hs/read_delivery.py", "read owner._callback"),
+    ("_hs/read_delivery.py", "read owner._callback_takes_client"),
+    ("_hs/read_delivery.py", "read parent._callback"),
+    ("_hs/read_delivery.py", "read sock._stream"),
+    ("_hs/read_delivery.py", "read sock._tap"),
+    # A listening Socket and the connections it accepted (Sockets too) use each other through
+    # the typed Protocol ServerFamily (_hs/base.py).
+    ("_hs/base.py", "read _parent._callback"),
+    ("_hs/base.py", "read _parent._callback_takes_client"),
+    ("_hs/base.py", "read _parent._timeout"),
+    ("_hs/base.py", "call client._end_fast_reads"),
+    ("_hs/base.py", "call self.parent._forget"),
+    ("_hs/tcp.py", "call client._take_accepted"),
+    ("_hs/tcp.py", "call client._push_read"),
+    ("_hs/tcp.py", "call c._open_stream"),
+    ("_hs/tcp.py", "call client._open_stream"),
+    ("_hs/tcp.py", "read owner._callback"),
 }
 
 # Accesses still to move to a documented method of the owner (issue 20). Shrink only.
 NOT_YET = {
-    # Another instance of the same class (an accepted client of a server socket).
-    ("_hs/base.py", "write client._fast_reads"),
-    ("_hs/tcp.py", "write client._tap"),
-    ("_hs/tcp.py", "write client._stream"),
-    ("_hs/tcp.py", "call client._push_read"),
-    ("_hs/base.py", "call self.server._post"),
-    ("_hs/read_delivery.py", "call parent._reads_inline"),
     # The mock server's script player driving its connections' sockets.
     ("_helpers/mockserver.py", "call conn.client._post"),
     ("_helpers/mockserver_play.py", "call client._push_read"),
@@ -73,16 +89,6 @@ NOT_YET = {
     ("_helpers/mockserver.py", "read conn.client._callbacks"),
     ("_helpers/mockserver.py", "read conn.client._stream"),
     ("_helpers/mockserver_play.py", "read client._stream"),
-    ("_hs/base.py", "read _parent._callback"),
-    ("_hs/base.py", "read _parent._callback_takes_client"),
-    ("_hs/base.py", "read _parent._timeout"),
-    ("_hs/base.py", "read parent._clients"),
-    ("_hs/read_delivery.py", "read owner._callback"),
-    ("_hs/read_delivery.py", "read owner._callback_takes_client"),
-    ("_hs/read_delivery.py", "read parent._callback"),
-    ("_hs/tcp.py", "read c._stream"),
-    ("_hs/tcp.py", "read client._stream"),
-    ("_hs/tcp.py", "read owner._callback"),
     ("_io/stream_write.py", "import pytest_hsocket._io.stream_tls._TLS_BARRIER"),
 }
 
@@ -152,11 +158,26 @@ def test_the_lists_hold_only_what_still_occurs() -> None:
     assert not gone, f"no longer found, take off the list: {gone}"
 
 
+def members(*protocols: type) -> set[str]:
+    """The names a typed Protocol declares: its methods and its annotated attributes."""
+    return {name for p in protocols for name in (*vars(p), *getattr(p, "__annotations__", {}))}
+
+
 def test_protocol_calls_are_protocol_members() -> None:
-    members = set(vars(StreamOwner)) | set(vars(DatagramOwner))
+    io_members = members(StreamOwner, DatagramOwner)
+    hs_members = members(DeliveryOwner, ServerFamily)
     for module, access in ALLOWED:
+        name = access.rpartition(".")[2]
         if module.startswith("_io/") and "owner" in access:
-            assert access.rpartition(".")[2] in members, (module, access)
+            assert name in io_members, (module, access)
+        if module.startswith("_hs/"):
+            assert name in hs_members, (module, access)
+
+
+def test_the_tcp_socket_is_what_its_contracts_say() -> None:
+    sock = pytest_hsocket.new()
+    assert isinstance(sock, ServerFamily)
+    assert isinstance(sock, DeliveryOwner)
 
 
 @pytest.mark.parametrize(

@@ -90,7 +90,7 @@ class ClientReads(Socket):
         # of this client still queued (FIFO), the data goes the ordinary way.
         if (
             self._user_callback is not None
-            or self._read_batch is not None
+            or self._delivery.batch is not None
             or self._callbacks.busy
             or log.isEnabledFor(logging.DEBUG)  # the ordinary way logs each read
         ):
@@ -103,8 +103,7 @@ class ClientReads(Socket):
             if not self._fill(data, tag):
                 # A user callback was set meanwhile (from another thread): it runs in a
                 # callback greenlet, never here; the reads from this one on go that way.
-                rest = self._read_batch = done[index:]
-                self._callbacks.post("hs.socket:read callback", self._dispatch_reads, rest)
+                self._delivery.post(done[index:])
                 return
 
     def _on_read(self, data: bytes, tag: int) -> None:

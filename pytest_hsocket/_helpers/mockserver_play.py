@@ -141,7 +141,7 @@ class ScriptPlayer(Socket):
             super()._push_write(data, tag, fn)
             return
         clients = [c for c in self.clients() if isinstance(c, MockConnection) and c.connected()]
-        done = AllWritten(len(clients), tag, fn, self) if fn is not None else None
+        done = AllWritten(len(clients), tag, fn, self._post) if fn is not None else None
         for client in clients:
             client._push_write(data, tag, done)
         if not clients and fn is not None:

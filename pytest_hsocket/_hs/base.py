@@ -11,7 +11,16 @@ import inspect
 import logging
 import socket
 import ssl
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Optional,
+    Protocol,
+    TypeVar,
+    cast,
+    runtime_checkable,
+)
 
 import pytest_hsocket._hs.info as _info
 from pytest_hsocket._core.checks import check_callable, check_timeout, default_timeout
@@ -54,8 +63,49 @@ def _takes_client(fn: Callable[..., Any]) -> bool:
     return True
 
 
-class SocketCore(ReadDelivery):
-    """State, configuration and stream reports of a TCP socket (see ``Socket``)."""
+@runtime_checkable
+class ServerFamily(Protocol):
+    """What a listening Socket and the connections it accepted use of each other.
+
+    A server builds its connections (``_new_client``), hands each the OS socket it accepted
+    (``_take_accepted``), queues reads on them (``_push_read``), writes to and closes their
+    streams (``_open_stream``) and closes their fast-read paths (``_end_fast_reads``). A
+    connection starts with its server's callback and timeout, asks whether its reads go
+    inline (``_reads_inline``) and, once closed, leaves the server's list (``_forget``).
+    Underscored so that the public socket does not show them: this is their one use
+    (tests/test_private_state.py checks the accesses against this list).
+    """
+
+    _callback: Optional[ReadCallback]
+    _callback_takes_client: bool
+    _timeout: float
+
+    def _new_client(self) -> Socket: ...
+
+    def _take_accepted(
+        self, conn: socket.socket, tap: Optional[Tap], tls: Optional[ssl.SSLContext]
+    ) -> None: ...
+
+    def _push_read(self, request: ReadRequest) -> None: ...
+
+    def _open_stream(self) -> Optional[Stream]: ...
+
+    def _end_fast_reads(self) -> None: ...
+
+    def _reads_inline(self, client: Any) -> bool: ...
+
+    def _forget(self, client: Socket) -> None: ...
+
+
+class SocketCore:
+    """State, configuration and stream reports of a TCP socket (see ``Socket``).
+
+    A listening socket and the connections it accepted are Sockets of one family, and use
+    each other only through :class:`ServerFamily`.
+    """
+
+    _plain_push = True
+    """False in a subclass that routes reads through its own ``_push_read`` (the test client)."""
 
     def __init__(self, fn: Optional[ReadCallback] = None, *, _parent: Optional[Socket] = None):
         check_callable(fn, "callback")
@@ -81,16 +131,12 @@ class SocketCore(ReadDelivery):
         self._on_disconnect: list[DisconnectHook] = []
         self._on_connect: list[ConnectHook] = []
         self._callbacks = CallbackQueue(self._callback_failed)
-        self._read_batch: Optional[list[Completed]] = None
-        # The fast-read path (see _run_fast_reads): the loop thread's id while a read callback may
-        # complete its next delimiter read at once, the queue it takes from, the read it
-        # completed, and the delimiter object validated last (read() checks it by identity).
-        self._fast_reads = 0
-        self._fast_queue: Any = None
-        self._fast_data: Optional[bytes] = None
-        self._fast_tag = -1
+        self._delivery = ReadDelivery(
+            self, self._loop, self._callbacks, plain_push=self._plain_push
+        )
+        # The delimiter object validated last: read() takes the fast-read path only for it
+        # (checked by identity, see ReadDelivery).
         self._fast_delim: Optional[bytes] = None
-        self._fast_stop = False
         self._last_request: Optional[ReadRequest] = None
         self.callback_errors: list[CallbackError] = []
         self.last_disconnect_reason = ""
@@ -120,9 +166,9 @@ class SocketCore(ReadDelivery):
         self._callback_takes_client = fn is not None and _takes_client(fn)
         # A fast-read path open now (set_callback inside a read callback) closes: the next
         # read goes the ordinary way, which refuses it if there is no callback any more.
-        self._fast_reads = 0
+        self._end_fast_reads()
         for client in self._clients:
-            client._fast_reads = 0
+            client._end_fast_reads()
         return self
 
     setCallback = set_callback
@@ -261,8 +307,35 @@ class SocketCore(ReadDelivery):
     def _post(self, where: str, fn: Callable[..., Any], *args: Any) -> None:
         # Anything posted after a batch of reads closes it: later reads start a new batch, so
         # callbacks of every kind keep their FIFO order.
-        self._read_batch = None
+        self._delivery.end_batch()
         self._callbacks.post(where, fn, *args)
+
+    def _stream_read(self, stream: Stream, done: list[Completed]) -> None:
+        if self._tap is not None:
+            for data, tag in done:
+                self._tap("in", data, tag, "")
+        self._delivery.deliver(done)
+
+    # -- the server / connection contract (see the class docstring) ---------------------------
+
+    def _reads_inline(self, client: Any) -> bool:
+        """Whether ``client``'s reads may be handed to this server's callback in the loop's
+        turn that read them: only for a callback of ours that never waits nor runs user code
+        (a mock server playing a plain script)."""
+        return False
+
+    def _end_fast_reads(self) -> None:
+        """Close this socket's fast-read path, if open (the callback changed)."""
+        self._delivery.close_fast_reads()
+
+    def _forget(self, client: Socket) -> None:
+        """Take ``client``, a connection of this server that closed, off its list."""
+        if client in self._clients:
+            self._clients.remove(client)
+
+    def _open_stream(self) -> Optional[Stream]:
+        """This connection's stream, while it has one (a server writes to it directly)."""
+        return self._stream
 
     def _stream_written(self, stream: Stream, tag: int, fn: Optional[WriteCallback]) -> None:
         if log.isEnabledFor(logging.DEBUG):
@@ -304,10 +377,8 @@ class SocketCore(ReadDelivery):
         if self._tap is not None:
             self._tap("closed", unread, lost[0].tag if lost else -1, reason)
         if self._mode == CLIENT:
-            parent = self.parent
-            me = cast("Socket", self)  # a client connection is always a Socket
-            if parent is not None and me in parent._clients:
-                parent._clients.remove(me)
+            if self.parent is not None:
+                self.parent._forget(cast("Socket", self))  # a connection is always a Socket
         else:
             self._mode = IDLE
         if was_connecting:
@@ -328,11 +399,12 @@ class SocketCore(ReadDelivery):
 class AllWritten:
     """A server broadcast's write callback: runs once every client has taken the bytes."""
 
-    def __init__(self, count: int, tag: int, fn: WriteCallback, server: Socket) -> None:
+    def __init__(self, count: int, tag: int, fn: WriteCallback, post: Callable[..., None]) -> None:
+        """Run ``fn(tag)`` through ``post`` (the server's callback queue) after ``count`` writes."""
         self.left = count
         self.tag = tag
         self.fn = fn
-        self.server = server
+        self.post = post
 
     def __call__(self, tag: int) -> None:  # pragma: no cover - only called via one_done
         self.fn(tag)
@@ -340,4 +412,4 @@ class AllWritten:
     def one_done(self) -> None:
         self.left -= 1
         if self.left == 0:
-            self.server._post("hs.socket:write callback", self.fn, self.tag)
+            self.post("hs.socket:write callback", self.fn, self.tag)

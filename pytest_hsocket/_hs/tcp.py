@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import socket
+import ssl
 import sys
 import warnings
 from typing import Any, Optional, Union
@@ -200,15 +201,24 @@ class Socket(TlsStart):
 
     def _accepted(self, conn: socket.socket) -> None:
         client = self._new_client()
-        client._tap = self._tap if self._client_tap is None else self._client_tap(client)
-        client._stream = Stream(client)
         self._clients.append(client)
         log.debug("TCP client connected")
-        if self._accept_tls is not None:
-            client._stream.start_tls(self._accept_tls, True, None)
-        client._stream.attach(conn)
+        tap = self._tap if self._client_tap is None else self._client_tap(client)
+        client._take_accepted(conn, tap, self._accept_tls)
         for hook in self._on_connect:
             self._post("hs.socket:on_connect hook", hook, client)
+
+    def _take_accepted(
+        self, conn: socket.socket, tap: Optional[Tap], tls: Optional[ssl.SSLContext]
+    ) -> None:
+        """Take over ``conn``, which this connection's server accepted (the server's contract):
+        its transcript tap, and TLS from the first byte if the server speaks it."""
+        self._tap = tap
+        stream = Stream(self)
+        self._stream = stream
+        if tls is not None:
+            stream.start_tls(tls, True, None)
+        stream.attach(conn)
 
     # -- reading and writing -----------------------------------------------------------------
 
@@ -229,26 +239,28 @@ class Socket(TlsStart):
             TypeError: If the delimiter or tag has the wrong type.
             ValueError: If a length is not positive or a delimiter is empty.
         """
+        delivery = self._delivery
         if (
-            self._fast_reads == get_ident()
-            and self._fast_data is None
+            delivery.fast_reads == get_ident()
+            and delivery.fast_data is None
             and delimiter is self._fast_delim
-            and (tag is self._fast_tag or type(tag) is int)
+            and (tag is delivery.fast_tag or type(tag) is int)
         ):
-            # A read callback queueing its next delimiter read (see _run_fast_reads): complete
-            # it at once from the buffer, as a push would, and hand it back to the fast path.
-            queue = self._fast_queue
+            # A read callback queueing its next delimiter read (see ReadDelivery): complete it
+            # at once from the buffer, as a push would, and hand it back to the fast path.
+            queue = delivery.fast_queue
+            assert queue is not None  # set while the fast-read path is open
             index = queue.lines_next
             if index < queue.lines_last and delimiter is queue.lines_delim:
                 # ReadQueue.take inline (the hot path), short of a split's last line.
                 queue.lines_next = index + 1
-                self._fast_data = queue.lines[index]
-                self._fast_tag = tag
+                delivery.fast_data = queue.lines[index]
+                delivery.fast_tag = tag
                 return self
             data = queue.take(delimiter)
             if data is not None:
-                self._fast_data = data
-                self._fast_tag = tag
+                delivery.fast_data = data
+                delivery.fast_tag = tag
                 stream = self._stream
                 if stream is not None and stream.eof:
                     stream.check_eof()  # as a push would: closed once the buffer is drained
@@ -330,13 +342,12 @@ class Socket(TlsStart):
         if self._tap is not None:
             self._tap("out", data, tag, "")
         if self._mode == SERVER:
-            clients = [c for c in self._clients if c._stream is not None]
+            streams = [s for s in (c._open_stream() for c in self._clients) if s is not None]
             if fn is not None:
-                fn = AllWritten(len(clients), tag, fn, self)
-            for client in clients:
-                assert client._stream is not None
-                client._stream.push_write(memoryview(data), tag, fn, self._timeout)
-            if not clients and fn is not None:
+                fn = AllWritten(len(streams), tag, fn, self._post)
+            for open_stream in streams:
+                open_stream.push_write(memoryview(data), tag, fn, self._timeout)
+            if not streams and fn is not None:
                 self._post("hs.socket:write callback", fn, tag)
             return
         stream = self._stream
@@ -374,8 +385,9 @@ class Socket(TlsStart):
         elif listener is not None:
             listener.close()
         for client in list(self._clients):
-            if client._stream is not None:
-                client._stream.close(LOCAL_CLOSE)
+            stream = client._open_stream()
+            if stream is not None:
+                stream.close(LOCAL_CLOSE)
         self._clients.clear()
         log.debug("TCP server disconnected: %s", LOCAL_CLOSE)
         if self._unix_path:
