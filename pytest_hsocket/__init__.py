@@ -46,7 +46,8 @@ if TYPE_CHECKING:
         ReadQueue,
         ReadRequest,
     )
-    from pytest_hsocket._hs.tcp import Socket, new, server
+    from pytest_hsocket._hs.factories import new, server
+    from pytest_hsocket._hs.tcp import Socket
 
     from . import udp
 
@@ -73,8 +74,8 @@ _LAZY = {
     "ReadQueue": ("_core.framing", "ReadQueue"),
     "ReadRequest": ("_core.framing", "ReadRequest"),
     "Socket": ("_hs.tcp", "Socket"),
-    "new": ("_hs.tcp", "new"),
-    "server": ("_hs.tcp", "server"),
+    "new": ("_hs.factories", "new"),
+    "server": ("_hs.factories", "server"),
 }
 
 

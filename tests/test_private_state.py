@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import pytest_hsocket
 from pytest_hsocket._core.framing import ReadQueue
 from pytest_hsocket._core.reads import make_request
-from pytest_hsocket._hs.base import ServerFamily
+from pytest_hsocket._hs.family import ServerFamily
 from pytest_hsocket._hs.read_delivery import DeliveryOwner
 from pytest_hsocket._io.datagram import DatagramOwner
 from pytest_hsocket._io.stream import StreamOwner
@@ -63,7 +63,7 @@ ALLOWED = {
     ("_hs/read_delivery.py", "read sock._stream"),
     ("_hs/read_delivery.py", "read sock._tap"),
     # A listening Socket and the connections it accepted (Sockets too) use each other through
-    # the typed Protocol ServerFamily (_hs/base.py).
+    # the typed Protocol ServerFamily (_hs/family.py).
     ("_hs/base.py", "read _parent._callback"),
     ("_hs/base.py", "read _parent._callback_takes_client"),
     ("_hs/base.py", "read _parent._timeout"),
@@ -72,7 +72,7 @@ ALLOWED = {
     ("_hs/tcp.py", "call client._take_accepted"),
     ("_hs/tcp.py", "call client._push_read"),
     ("_hs/tcp.py", "call c._open_stream"),
-    ("_hs/tcp.py", "call client._open_stream"),
+    ("_hs/base.py", "call client._open_stream"),
     ("_hs/tcp.py", "read owner._callback"),
 }
 

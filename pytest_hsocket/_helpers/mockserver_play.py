@@ -19,7 +19,7 @@ from pytest_hsocket._core.framing import AVAILABLE, ReadRequest
 from pytest_hsocket._core.script import Action, Conversation, Script
 from pytest_hsocket._core.script_report import error_lines, explain, leftover_line, shared_unmet
 from pytest_hsocket._core.transcript import Entry, Transcript
-from pytest_hsocket._hs.base import AllWritten
+from pytest_hsocket._hs.family import AllWritten
 from pytest_hsocket._hs.read_delivery import ReadDelivery
 from pytest_hsocket._hs.tcp import ReadCallback, Socket, Tap
 from pytest_hsocket._io.sockets import WriteCallback

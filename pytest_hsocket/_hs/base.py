@@ -7,19 +7,20 @@ in ``_tcp``.
 
 from __future__ import annotations
 
-import inspect
+import contextlib
 import logging
+import os
 import socket
 import ssl
+import sys
+import warnings
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
     Optional,
-    Protocol,
     TypeVar,
     cast,
-    runtime_checkable,
 )
 
 import pytest_hsocket._hs.info as _info
@@ -27,8 +28,9 @@ from pytest_hsocket._core.checks import check_callable, check_timeout, default_t
 from pytest_hsocket._core.errors import CallbackError, raise_first
 from pytest_hsocket._core.framing import Completed, ReadRequest
 from pytest_hsocket._hs.defaults import TCP_TIMEOUT
-from pytest_hsocket._hs.read_delivery import ReadCallback, ReadDelivery, Tap
-from pytest_hsocket._io.stream import PEER_CLOSED, Stream, WriteCallback
+from pytest_hsocket._hs.family import AllWritten
+from pytest_hsocket._hs.read_delivery import ReadCallback, ReadDelivery, Tap, takes_client
+from pytest_hsocket._io.stream import LOCAL_CLOSE, PEER_CLOSED, Stream, WriteCallback
 from pytest_hsocket._loop.callbacks import CallbackQueue
 from pytest_hsocket._loop.hub import SocketLoop, get_loop
 
@@ -44,57 +46,6 @@ S = TypeVar("S", bound="SocketCore")
 
 IDLE, CONNECTING, CONNECTED = "idle", "connecting", "connected"
 SERVER, CLIENT = "server", "client"
-
-
-def _takes_client(fn: Callable[..., Any]) -> bool:
-    # Read the code object where there is one: inspect.signature costs ~50 us a socket.
-    func = getattr(fn, "__func__", fn)
-    code = getattr(func, "__code__", None)
-    if code is not None and not code.co_kwonlyargcount:
-        if code.co_flags & inspect.CO_VARARGS:
-            return True
-        positional = code.co_argcount - (0 if func is fn else 1)
-        required = positional - len(getattr(func, "__defaults__", None) or ())
-        return bool(positional >= 3 and required <= 3)
-    try:
-        inspect.signature(fn).bind(b"", -1, None)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-@runtime_checkable
-class ServerFamily(Protocol):
-    """What a listening Socket and the connections it accepted use of each other.
-
-    A server builds its connections (``_new_client``), hands each the OS socket it accepted
-    (``_take_accepted``), queues reads on them (``_push_read``), writes to and closes their
-    streams (``_open_stream``) and closes their fast-read paths (``_end_fast_reads``). A
-    connection starts with its server's callback and timeout, asks whether its reads go
-    inline (``_reads_inline``) and, once closed, leaves the server's list (``_forget``).
-    Underscored so that the public socket does not show them: this is their one use
-    (tests/test_private_state.py checks the accesses against this list).
-    """
-
-    _callback: Optional[ReadCallback]
-    _callback_takes_client: bool
-    _timeout: float
-
-    def _new_client(self) -> Socket: ...
-
-    def _take_accepted(
-        self, conn: socket.socket, tap: Optional[Tap], tls: Optional[ssl.SSLContext]
-    ) -> None: ...
-
-    def _push_read(self, request: ReadRequest) -> None: ...
-
-    def _open_stream(self) -> Optional[Stream]: ...
-
-    def _end_fast_reads(self) -> None: ...
-
-    def _reads_inline(self, client: Any) -> bool: ...
-
-    def _forget(self, client: Socket) -> None: ...
 
 
 class SocketCore:
@@ -115,7 +66,7 @@ class SocketCore:
         self._callback_takes_client: bool = (
             _parent._callback_takes_client
             if _parent is not None and fn is _parent._callback
-            else fn is not None and _takes_client(fn)
+            else fn is not None and takes_client(fn)
         )
         self._timeout: float = (
             default_timeout(TCP_TIMEOUT.value, "hsocket") if _parent is None else _parent._timeout
@@ -163,7 +114,7 @@ class SocketCore:
         """
         check_callable(fn, "callback")
         self._callback = fn
-        self._callback_takes_client = fn is not None and _takes_client(fn)
+        self._callback_takes_client = fn is not None and takes_client(fn)
         # A fast-read path open now (set_callback inside a read callback) closes: the next
         # read goes the ordinary way, which refuses it if there is no callback any more.
         self._end_fast_reads()
@@ -238,17 +189,6 @@ class SocketCore:
         stream = self._stream
         return stream.sock if stream is not None else None
 
-    def _settled_busy(self) -> bool:
-        """Whether the socket is connecting, connected or listening, as a new connect/listen
-        must see it: a connection the loop is closing (``connected()`` already False) is
-        waited for, so that what ``connected()`` said holds for the next call."""
-        if self._mode == IDLE:
-            return False
-        stream = self._stream
-        if self._mode in (CONNECTING, CONNECTED) and (stream is None or stream.closed):
-            self._loop.run_sync(lambda: None)  # the close in progress completes first
-        return self._mode != IDLE
-
     def info(self) -> dict[str, _info.InfoValue]:
         """Return the original's 19 info keys, never ``None`` (``""``/``0``/``False``)."""
         listening = self._mode == SERVER
@@ -284,6 +224,72 @@ class SocketCore:
             CallbackError: With the callback's exception as ``__cause__``.
         """
         raise_first(self.callback_errors)
+
+    # -- disconnecting -----------------------------------------------------------------------
+
+    def disconnect(self: S) -> S:
+        """Close the connection (on a server: stop listening and disconnect every client).
+
+        Queued reads and writes are dropped. The socket can then connect or listen again.
+
+        Returns:
+            This socket.
+        """
+        if self._mode != IDLE or self._stream is not None:
+            self._loop.run_sync(self._disconnect)
+        return self
+
+    def _disconnect(self) -> None:
+        if self._mode == SERVER:
+            self._close_server()
+        elif self._stream is not None:
+            self._stream.close(LOCAL_CLOSE)
+        elif self._mode == CONNECTING:
+            self._mode = IDLE
+
+    def _close_server(self) -> None:
+        listener, self._listener = self._listener, None
+        acceptor, self._acceptor = self._acceptor, None
+        if acceptor is not None:
+            acceptor.stop()  # closes the listener after stopping the loop's watcher on it
+        elif listener is not None:
+            listener.close()
+        for client in list(self._clients):
+            stream = client._open_stream()
+            if stream is not None:
+                stream.close(LOCAL_CLOSE)
+        self._clients.clear()
+        log.debug("TCP server disconnected: %s", LOCAL_CLOSE)
+        if self._unix_path:
+            try:
+                os.unlink(self._unix_path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.error("Could not remove created Unix domain socket: %s", exc)
+        self._unix_path = ""
+        self._mode = IDLE
+        self.last_disconnect_reason = LOCAL_CLOSE
+        self._run_disconnect_hooks(LOCAL_CLOSE)
+
+    def close(self) -> None:
+        """Disconnect; the same as ``disconnect()`` with no return value."""
+        self.disconnect()
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.disconnect()
+        if exc_type is None:
+            self.check()
+
+    def __del__(self) -> None:
+        if getattr(self, "_mode", IDLE) in (IDLE, CLIENT) or sys.is_finalizing():
+            return
+        warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
+        with contextlib.suppress(Exception):
+            self._loop.call(self._disconnect)
 
     # -- reports from the stream (on the loop) -----------------------------------------------
 
@@ -394,22 +400,3 @@ class SocketCore:
         if self.parent is not None:
             keep.append(self.parent.callback_errors)
         self._loop.callback_failed(log, where, exc, *keep)
-
-
-class AllWritten:
-    """A server broadcast's write callback: runs once every client has taken the bytes."""
-
-    def __init__(self, count: int, tag: int, fn: WriteCallback, post: Callable[..., None]) -> None:
-        """Run ``fn(tag)`` through ``post`` (the server's callback queue) after ``count`` writes."""
-        self.left = count
-        self.tag = tag
-        self.fn = fn
-        self.post = post
-
-    def __call__(self, tag: int) -> None:  # pragma: no cover - only called via one_done
-        self.fn(tag)
-
-    def one_done(self) -> None:
-        self.left -= 1
-        if self.left == 0:
-            self.post("hs.socket:write callback", self.fn, self.tag)

@@ -7,39 +7,41 @@ without a round trip to the loop.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import socket
 import ssl
-import sys
-import warnings
 from typing import Any, Optional, Union
 
 from pytest_hsocket._core.checks import (
     as_bytes,
     check_callable,
-    check_port,
     check_tag,
-    check_unix_path,
 )
 from pytest_hsocket._core.framing import Prefixed, ReadRequest, make_request
 from pytest_hsocket._core.platform import has_unix_sockets, unix_family, unix_sockets_missing
 from pytest_hsocket._hs.base import (
     CLIENT,
+    CONNECTED,
     CONNECTING,
     IDLE,
     SERVER,
-    AllWritten,
     ConnectCallback,
     ConnectHook,
     DisconnectHook,
+    SocketCore,
     log,
 )
+from pytest_hsocket._hs.family import AllWritten
 from pytest_hsocket._hs.read_delivery import ReadCallback, Tap
-from pytest_hsocket._hs.tcp_tls import TlsStart
+from pytest_hsocket._hs.tcp_args import (
+    client_side,
+    connect_target,
+    listen_target,
+    server_context,
+    tls_arguments,
+)
 from pytest_hsocket._io.listener import Acceptor, bind_listener
-from pytest_hsocket._io.stream import LOCAL_CLOSE, Stream, WriteCallback
+from pytest_hsocket._io.stream import Stream, WriteCallback
 from pytest_hsocket._loop.originals import get_ident
 
 Message = Union[bytes, bytearray, memoryview, str]
@@ -57,12 +59,10 @@ __all__ = [
     "ReadDelimiter",
     "Socket",
     "Tap",
-    "new",
-    "server",
 ]
 
 
-class Socket(TlsStart):
+class Socket(SocketCore):
     """An asynchronous TCP or Unix-domain socket with hs.socket's API.
 
     Reads are queued with a delimiter or a byte count and a tag; each completed read calls the
@@ -77,6 +77,17 @@ class Socket(TlsStart):
         lost_reads: The reads still queued when it last disconnected (never delivered).
         parent: For a connection accepted by a server, that server; else ``None``.
     """
+
+    def _settled_busy(self) -> bool:
+        """Whether the socket is connecting, connected or listening, as a new connect/listen
+        must see it: a connection the loop is closing (``connected()`` already False) is
+        waited for, so that what ``connected()`` said holds for the next call."""
+        if self._mode == IDLE:
+            return False
+        stream = self._stream
+        if self._mode in (CONNECTING, CONNECTED) and (stream is None or stream.closed):
+            self._loop.run_sync(lambda: None)  # the close in progress completes first
+        return self._mode != IDLE
 
     # -- connecting --------------------------------------------------------------------------
 
@@ -103,25 +114,9 @@ class Socket(TlsStart):
             TypeError: If ``host`` is not a str, the port not an int, or ``fn`` not callable.
             ValueError: If the port is out of range or the path too long.
         """
-        if callable(port) and fn is None:
-            port, fn = None, port
-        if not isinstance(host, (str, os.PathLike)):
-            raise TypeError(f"connect() host must be a str, not {host!r}")
-        host = os.fspath(host)
-        if "\x00" in host:
-            raise ValueError(f"connect() host must not contain a NUL byte: {host!r}")
-        try:
-            host.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"connect() host must be valid text, not {host!r}") from None
-        check_callable(fn, "connect() callback")
-        unix = port is None
-        if unix:
-            what = "Unable to connect to Unix domain socket: %s"
-            path = check_unix_path(host, "connect()") if host else ""
-        else:
-            what = "Unable to connect to host/port: %s"
-            check_port(port, "connect()", low=1)
+        target = connect_target(host, port, fn)
+        host, fn, path, what = target.host, target.fn, target.path, target.what
+        unix = target.port is None
         if self._settled_busy():
             log.error(what, _BUSY)
             return None
@@ -143,7 +138,7 @@ class Socket(TlsStart):
         else:
             self._unix_path = ""
             self._host = host
-            self._loop.call(self._start_connect, socket.AF_INET, [(host, port)])
+            self._loop.call(self._start_connect, socket.AF_INET, [(host, target.port)])
         return self
 
     def _start_connect(self, family: int, addresses: list[Any]) -> None:
@@ -167,15 +162,7 @@ class Socket(TlsStart):
             TypeError: If ``port`` is neither an int nor a path.
             ValueError: If the port is out of range or the path too long or empty.
         """
-        if not isinstance(host, str):
-            raise TypeError(f"listen() host must be a str, not {host!r}")
-        if isinstance(port, (str, os.PathLike)):
-            path = check_unix_path(os.fspath(port), "listen()")
-            what = "Unable to bind Unix domain path: %s"
-        else:
-            check_port(port, "listen()")
-            path = ""
-            what = "Unable to bind port: %s"
+        path, what = listen_target(port, host)
         if self._settled_busy():
             log.error(what, _BUSY_LISTEN)
             return None
@@ -219,6 +206,62 @@ class Socket(TlsStart):
         if tls is not None:
             stream.start_tls(tls, True, None)
         stream.attach(conn)
+
+    # -- TLS ---------------------------------------------------------------------------------
+
+    def start_tls(
+        self,
+        verify: Union[bool, str] = True,
+        peer_name: Optional[str] = None,
+        *,
+        context: Optional[ssl.SSLContext] = None,
+    ) -> Optional[Socket]:
+        """Upgrade the connection to TLS once the reads and writes queued before it are done.
+
+        On a connection you opened this is the client side: by default the peer's chain must be
+        trusted (the system store, or ``context``'s) *and* its certificate must name
+        ``peer_name`` or the host given to ``connect``. On a connection a server accepted it
+        is the server side (STARTTLS), and on a listening socket every client it accepts from
+        now on speaks TLS from its first byte; both need ``context`` with a certificate.
+        If negotiation fails the socket disconnects, with the reason logged.
+
+        Args:
+            verify: False accepts any certificate and name (self-signed peers). A str is taken
+                as ``peer_name``, as in the original's ``startTLS(peerName)``.
+            peer_name: The name the certificate must carry.
+            context: The ``ssl.SSLContext`` to use; a fresh default one otherwise.
+        Returns:
+            This socket, or ``None`` with an ERROR log if it was never connected.
+        Raises:
+            TypeError: If ``verify``, ``peer_name`` or ``context`` has the wrong type.
+            ValueError: If a server side has no ``context``, or a name cannot be checked (empty,
+                with a NUL byte, or not a valid host name).
+        """
+        verify, peer_name, context = tls_arguments(verify, peer_name, context)
+        if self._mode in (SERVER, CLIENT):
+            context = server_context(context)
+            if self._mode == SERVER:
+                self._accept_tls = context
+            else:
+                self._loop.call(self._push_tls, context, True, None)
+            return self
+        if self._mode == IDLE:
+            log.error("Unable to start TLS: the socket is not connected; call connect() first")
+            return None
+        context, name = client_side(verify, peer_name, context, self._host)
+        self._loop.call(self._push_tls, context, False, name)
+        return self
+
+    startTLS = start_tls
+
+    def _push_tls(self, context: ssl.SSLContext, server_side: bool, name: Optional[str]) -> None:
+        stream = self._stream
+        if (
+            stream is not None
+            and not stream.closed
+            and not stream.start_tls(context, server_side, name)
+        ):
+            log.debug("TLS is already on or queued: start_tls() ignored")
 
     # -- reading and writing -----------------------------------------------------------------
 
@@ -354,102 +397,3 @@ class Socket(TlsStart):
         if stream is None or stream.closed:
             return
         stream.push_write(memoryview(data), tag, fn, self._timeout)
-
-    # -- disconnecting -----------------------------------------------------------------------
-
-    def disconnect(self) -> Socket:
-        """Close the connection (on a server: stop listening and disconnect every client).
-
-        Queued reads and writes are dropped. The socket can then connect or listen again.
-
-        Returns:
-            This socket.
-        """
-        if self._mode != IDLE or self._stream is not None:
-            self._loop.run_sync(self._disconnect)
-        return self
-
-    def _disconnect(self) -> None:
-        if self._mode == SERVER:
-            self._close_server()
-        elif self._stream is not None:
-            self._stream.close(LOCAL_CLOSE)
-        elif self._mode == CONNECTING:
-            self._mode = IDLE
-
-    def _close_server(self) -> None:
-        listener, self._listener = self._listener, None
-        acceptor, self._acceptor = self._acceptor, None
-        if acceptor is not None:
-            acceptor.stop()  # closes the listener after stopping the loop's watcher on it
-        elif listener is not None:
-            listener.close()
-        for client in list(self._clients):
-            stream = client._open_stream()
-            if stream is not None:
-                stream.close(LOCAL_CLOSE)
-        self._clients.clear()
-        log.debug("TCP server disconnected: %s", LOCAL_CLOSE)
-        if self._unix_path:
-            try:
-                os.unlink(self._unix_path)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.error("Could not remove created Unix domain socket: %s", exc)
-        self._unix_path = ""
-        self._mode = IDLE
-        self.last_disconnect_reason = LOCAL_CLOSE
-        self._run_disconnect_hooks(LOCAL_CLOSE)
-
-    def close(self) -> None:
-        """Disconnect; the same as ``disconnect()`` with no return value."""
-        self.disconnect()
-
-    def __enter__(self) -> Socket:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.disconnect()
-        if exc_type is None:
-            self.check()
-
-    def __del__(self) -> None:
-        if getattr(self, "_mode", IDLE) in (IDLE, CLIENT) or sys.is_finalizing():
-            return
-        warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
-        with contextlib.suppress(Exception):
-            self._loop.call(self._disconnect)
-
-
-def new(fn: Optional[ReadCallback] = None) -> Socket:
-    """Create an unconnected TCP socket.
-
-    Args:
-        fn: The read callback, ``fn(data, tag)``; settable later with ``set_callback``.
-    Returns:
-        The socket; it copies the module's ``timeout`` now.
-    Raises:
-        TypeError: If ``fn`` is not callable.
-    """
-    return Socket(fn)
-
-
-def server(
-    port_or_path: Union[int, str], fn: Optional[ReadCallback] = None, *, host: str = "127.0.0.1"
-) -> Socket:
-    """Create a socket and listen on a port (0 = the OS picks) or a Unix socket path.
-
-    Args:
-        port_or_path: A port 0-65535, or a path for a Unix socket.
-        fn: The read callback; it may take a third argument, the client connection.
-        host: Where to bind; ``"127.0.0.1"`` by default.
-    Returns:
-        The socket, listening, or (as the original) not listening if binding failed, with
-        ``Unable to bind ...`` logged at ERROR.
-    Raises:
-        TypeError, ValueError: As ``Socket.listen``.
-    """
-    sock = Socket(fn)
-    sock.listen(port_or_path, host=host)
-    return sock
