@@ -21,6 +21,7 @@ wrong trailer). ``ReadQueue`` and the rules call it; nothing here does I/O.
 from __future__ import annotations
 
 import struct
+from abc import abstractmethod
 from typing import Callable, Optional, Union
 
 from pytest_hsocket._core.checks import check_bool, check_bytes, check_int
@@ -87,6 +88,7 @@ class FrameSpec:
 
     max_length: int
 
+    @abstractmethod
     def measure(self, buf: Buffer, start: int, size: int) -> Optional[tuple[int, int, int]]:
         """Measure the frame that starts at ``buf[start]`` (``ReadQueue`` and the rules call it).
 

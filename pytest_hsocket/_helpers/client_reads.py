@@ -24,7 +24,7 @@ from pytest_hsocket._hs.base import log
 from pytest_hsocket._hs.tcp import ReadCallback, ReadDelimiter, Socket
 from pytest_hsocket._io.stream import PEER_CLOSED, Stream
 from pytest_hsocket._loop.offload import to_thread
-from pytest_hsocket._loop.originals import get_ident
+from pytest_hsocket._loop.originals import allocate_lock, get_ident
 from pytest_hsocket._loop.sync import Gate
 
 # How long a helper giving up waits for the loop to take its read back.
@@ -55,20 +55,32 @@ class Ticket:
 
 
 class ClientReads(Socket):
-    """What ``TestClient`` reads with (it sets these attributes; see ``TestClient``)."""
+    """A client socket whose reads go to the ``expect`` waiting for each (its ticket), or to an
+    inbox that ``wait`` takes from; or, once set, to a user callback (the base of ``TestClient``).
 
-    wait_timeout: float
-    transcript: Transcript
-    _tickets: deque[Optional[Ticket]]
-    _inbox: list[TaggedBytes]
-    _lock: Any
-    _changed: Gate
-    _user_callback: Optional[ReadCallback]
-    _adopting: bool
+    Attributes:
+        wait_timeout: Default seconds ``expect``/``wait`` wait.
+        transcript: Everything this connection sent and received.
+    """
+
+    _plain_push = False  # reads go through _push_read, which files a ticket for each
+
+    def __init__(self, *, wait_timeout: float, name: str) -> None:
+        """An unconnected client named ``name`` (in its transcript)."""
+        super().__init__(self._on_read)
+        self.wait_timeout = wait_timeout
+        self.transcript = Transcript(name)
+        self._tap = self.transcript
+        self._tickets: deque[Optional[Ticket]] = deque()
+        self._inbox: list[TaggedBytes] = []
+        self._lock: Any = allocate_lock()
+        self._changed = Gate()
+        self._user_callback: Optional[ReadCallback] = None
+        self.on_disconnect(self._disconnected)
 
     def _closed(self) -> bool:
-        # Closed, or never connected; not while the loop is still adopting a connected socket.
-        return self._stream is None and not self._adopting
+        # Closed, or never connected.
+        return self._stream is None
 
     def _push_read(self, request: ReadRequest) -> None:
         # Socket.read() ends here on the loop: reads it queues land in the inbox.

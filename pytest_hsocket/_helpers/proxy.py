@@ -71,7 +71,6 @@ class FaultProxy(Proxy[Toxics]):
         record: bool,
         port: int = 0,
     ) -> None:
-        self.upstream_address = upstream
         self.recording = record
         self.name = name
         self.connect_timeout = connect_timeout
@@ -87,7 +86,9 @@ class FaultProxy(Proxy[Toxics]):
         self._started = time.monotonic()
         self._records: list[RecordEntry] = []
         self._records_lock: Any = allocate_lock()
-        self._chains = {d: Toxics(d, self._apply_toxic, self._lift_toxic) for d in DIRECTIONS}
+        super().__init__(
+            upstream, {d: Toxics(d, self._apply_toxic, self._lift_toxic) for d in DIRECTIONS}
+        )
         get_loop().run_sync(self._listen)
 
     @classmethod

@@ -9,6 +9,7 @@ the traffic sees a change of the chain all at once or not at all.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Callable, Generic, Optional, TypeVar
@@ -26,8 +27,9 @@ ScopedT = TypeVar("ScopedT", bound="Scoped")
 class Scoped:
     """A context manager that ends the object on exit (``_leave``: closes or removes it)."""
 
+    @abstractmethod
     def _leave(self) -> None:
-        raise NotImplementedError
+        """End the object (each subclass says how)."""
 
     def __enter__(self: ScopedT) -> ScopedT:
         return self
@@ -149,8 +151,10 @@ class Proxy(Scoped, Generic[ChainT]):
         upstream_address: Where the traffic is forwarded, ``(host, port)``.
     """
 
-    upstream_address: tuple[str, int]
-    _chains: dict[str, ChainT]
+    def __init__(self, upstream_address: tuple[str, int], chains: dict[str, ChainT]) -> None:
+        """A proxy to ``upstream_address`` with a chain of faults per direction."""
+        self.upstream_address = upstream_address
+        self._chains = chains
 
     @property
     def upstream(self) -> ChainT:
@@ -162,9 +166,9 @@ class Proxy(Scoped, Generic[ChainT]):
         """The faults on what the server sends back to clients."""
         return self._chains[DOWNSTREAM]
 
+    @abstractmethod
     def close(self) -> None:
         """Stop forwarding; idempotent."""
-        raise NotImplementedError
 
     def _leave(self) -> None:
         self.close()

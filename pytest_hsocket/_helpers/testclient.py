@@ -6,7 +6,6 @@ import errno
 import os
 import socket
 import ssl
-from collections import deque
 from typing import Any, Callable, Optional, Union
 
 from gevent import monkey
@@ -14,14 +13,12 @@ from gevent import monkey
 from pytest_hsocket._core.address import ip_family
 from pytest_hsocket._core.checks import check_seconds
 from pytest_hsocket._core.errors import HSocketError, InvalidThreadUseError
-from pytest_hsocket._core.transcript import TaggedBytes, Transcript
-from pytest_hsocket._helpers.client_reads import ClientReads, Ticket
+from pytest_hsocket._helpers.client_reads import ClientReads
 from pytest_hsocket._helpers.mockserver_play import ContextSource
 from pytest_hsocket._hs.base import CONNECTING, IDLE, log
 from pytest_hsocket._hs.tcp import ReadCallback
 from pytest_hsocket._io.stream import CONNECT_TIMEOUT, Stream, os_socket
 from pytest_hsocket._loop.hub import get_loop
-from pytest_hsocket._loop.originals import allocate_lock
 from pytest_hsocket._loop.sync import Gate
 
 # The calling thread's select, not a cooperative one: in a gevent-patched process the caller
@@ -46,18 +43,10 @@ class TestClient(ClientReads):
     """
 
     __test__ = False  # not a pytest test class
-    _plain_push = False  # reads go through _push_read, which files a ticket for each
 
     def __init__(self, *, wait_timeout: float = 5.0, name: str = "hsock_client") -> None:
-        super().__init__(self._on_read)
-        self.wait_timeout = wait_timeout
-        self.transcript = Transcript(name)
-        self._tap = self.transcript
-        self._tickets: deque[Optional[Ticket]] = deque()
-        self._inbox: list[TaggedBytes] = []
-        self._lock: Any = allocate_lock()
-        self._changed = Gate()
-        self._user_callback: Optional[ReadCallback] = None
+        """An unconnected client (see :meth:`open`)."""
+        super().__init__(wait_timeout=wait_timeout, name=name)
         self._secured = Gate()
         # Opened on the loop the moment a connection is up (or fails): open() waits on it.
         self._up = Gate()
@@ -67,7 +56,10 @@ class TestClient(ClientReads):
         self._adopted_sock: Optional[socket.socket] = None
         self._closing: Optional[Gate] = None  # opens once a close() has sent all and closed
         self.default_tls_context: Optional[ContextSource] = None
-        self.on_disconnect(self._disconnected)
+
+    def _closed(self) -> bool:
+        # Not while the loop is still adopting a socket connected from the caller's thread.
+        return super()._closed() and not self._adopting
 
     @classmethod
     def open(

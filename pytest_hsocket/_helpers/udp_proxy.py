@@ -58,13 +58,13 @@ class UdpProxy(Proxy[ChaosDirection]):
         seed: int,
         wait_timeout: float,
     ) -> None:
-        self.upstream_address = upstream
         self.seed = seed
         self.wait_timeout = wait_timeout
         self._relay = Relay(name, seed)
-        self._chains = {
-            d: ChaosDirection(self, d, self._apply_chaos, self._lift_chaos) for d in DIRECTIONS
-        }
+        super().__init__(
+            upstream,
+            {d: ChaosDirection(self, d, self._apply_chaos, self._lift_chaos) for d in DIRECTIONS},
+        )
         get_loop().run_sync(lambda: self._relay.open(upstream, host, port))
 
     @classmethod

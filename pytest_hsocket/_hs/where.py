@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Optional
 
 from pytest_hsocket._hs.info import InfoValue
@@ -10,9 +11,9 @@ from pytest_hsocket._hs.info import InfoValue
 class LocalAddress:
     """``host``, ``port`` and ``address`` of a bound socket (put it after the socket class)."""
 
-    def info(self) -> dict[str, InfoValue]:  # pragma: no cover - the socket class's is used
-        """The socket's info keys."""
-        raise NotImplementedError
+    @abstractmethod
+    def info(self) -> dict[str, InfoValue]:
+        """The socket's info keys (the socket class's ``info``)."""
 
     def _bound_ip(self) -> Optional[tuple[str, int]]:
         """``(host, port)`` read straight off the bound IP socket, if the class can: cheaper
