@@ -135,9 +135,9 @@ def test_a_wait_that_reaches_the_loop_turn_goes_to_a_greenlet() -> None:
     try:
         client.write(b"hello\n")
         server.settle()  # the connection is known to the server now
-        conn = server._connections[0]
+        conn = server._player.connections[0]
         actions = [Action("delay", seconds=0.0), Action("send", b"late\n")]
-        get_loop().run_sync(lambda: server._perform(conn, actions))  # runs in the hub
+        get_loop().run_sync(lambda: server._player.perform(conn, actions))  # runs in the hub
         assert client.expect(b"\n") == b"late\n"
     finally:
         client.disconnect()

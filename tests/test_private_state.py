@@ -62,17 +62,8 @@ NOT_YET = {
     ("_hs/tcp.py", "call client._push_read"),
     ("_hs/base.py", "call self.server._post"),
     ("_hs/read_delivery.py", "call parent._reads_inline"),
-    # The mock server's script player driving its connections' sockets.
-    ("_helpers/mockserver.py", "call conn.client._post"),
-    ("_helpers/mockserver_play.py", "call client._push_read"),
-    ("_helpers/mockserver_play.py", "call client._push_write"),
-    ("_helpers/mockserver_play.py", "call client._post"),
     # Reads of others' private names and private names imported across modules (the check
     # covers reads since the last slice of issue 20).
-    ("_helpers/mockserver.py", "import pytest_hsocket._helpers.mockserver_play._Connection"),
-    ("_helpers/mockserver.py", "read conn.client._callbacks"),
-    ("_helpers/mockserver.py", "read conn.client._stream"),
-    ("_helpers/mockserver_play.py", "read client._stream"),
     ("_hs/base.py", "read _parent._callback"),
     ("_hs/base.py", "read _parent._callback_takes_client"),
     ("_hs/base.py", "read _parent._timeout"),
