@@ -22,7 +22,7 @@ from pytest_hsocket._core.script import Action, Conversation, Script
 from pytest_hsocket._core.script_report import error_lines, explain, leftover_line, shared_unmet
 from pytest_hsocket._core.transcript import Entry, Transcript
 from pytest_hsocket._helpers.mockserver_sockets import MockConnection
-from pytest_hsocket._hs.read_delivery import ReadDelivery, Tap
+from pytest_hsocket._hs.read_delivery import Tap
 from pytest_hsocket._hs.tcp import Socket
 from pytest_hsocket._loop.sync import Gate
 
@@ -113,7 +113,7 @@ class ScriptPlayer:
         self.perform(conn, conn.conversation.start())
         conn.client.queue_read(ReadRequest(AVAILABLE))
 
-    def reads_inline(self, client: ReadDelivery) -> bool:
+    def reads_inline(self, client: object) -> bool:
         """Whether ``client``'s reads may be played in the loop's turn that read them.
 
         Only a plain script (see ``Rule.plain``) is: it never waits and runs no code of the
