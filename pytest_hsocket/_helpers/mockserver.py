@@ -30,7 +30,7 @@ from pytest_hsocket._core.transcript import Entry, TaggedBytes, Transcript, diff
 from pytest_hsocket._helpers.expectations import ExpectationError, raise_problems
 from pytest_hsocket._helpers.mockserver_api import ServerSocketApi
 from pytest_hsocket._helpers.mockserver_play import ContextSource, ScriptPlayer
-from pytest_hsocket._helpers.mockserver_sockets import MockListener
+from pytest_hsocket._helpers.mockserver_sockets import MockListener, unix_socket_dir
 from pytest_hsocket._hs.where import LocalAddress
 from pytest_hsocket._loop.hub import get_loop
 from pytest_hsocket._loop.sync import Gate
@@ -394,12 +394,3 @@ class MockServer(ServerSocketApi, LocalAddress):
 
     def __repr__(self) -> str:
         return f"<MockServer {self.name} {self.url}{'' if self.is_server else ' (closed)'}>"
-
-
-def unix_socket_dir() -> str:
-    """Return a new private folder (mode 0700) for a Unix socket file."""
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="hsock-")
-    os.chmod(path, 0o700)
-    return path

@@ -9,6 +9,7 @@ so that none of them touches a socket's private state.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -27,7 +28,7 @@ from pytest_hsocket._io.sockets import WriteCallback
 if TYPE_CHECKING:
     from pytest_hsocket._helpers.mockserver_play import ScriptPlayer
 
-__all__ = ["MockConnection", "MockListener"]
+__all__ = ["MockConnection", "MockListener", "unix_socket_dir"]
 
 _ENDINGS = ("close", "reset", "half_close")
 
@@ -266,3 +267,12 @@ class MockListener(Socket):
 
     def __repr__(self) -> str:
         return f"<{self.player.name} listener: {self}>"
+
+
+def unix_socket_dir() -> str:
+    """Return a new private folder (mode 0700) for a Unix socket file."""
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="hsock-")
+    os.chmod(path, 0o700)
+    return path
