@@ -139,7 +139,7 @@ class ScriptPlayer:
         if conn.conversation.derailed and self.off_script != "keep" and client.attached:
             # Fail fast: a client waiting for an answer that will never come sees the end now.
             conn.transcript.record("off script", note=f"connection {self.off_script}")
-            client.end(self.off_script)
+            client.end("reset" if self.off_script == "reset" else "close")
             return
         if not conn.conversation.ended:
             client.queue_read(ReadRequest(AVAILABLE))  # a stalled one reads nothing more
