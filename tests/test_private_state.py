@@ -78,17 +78,6 @@ ALLOWED = {
 
 # Accesses still to move to a documented method of the owner (issue 20). Shrink only.
 NOT_YET = {
-    # The mock server's script player driving its connections' sockets.
-    ("_helpers/mockserver.py", "call conn.client._post"),
-    ("_helpers/mockserver_play.py", "call client._push_read"),
-    ("_helpers/mockserver_play.py", "call client._push_write"),
-    ("_helpers/mockserver_play.py", "call client._post"),
-    # Reads of others' private names and private names imported across modules (the check
-    # covers reads since the last slice of issue 20).
-    ("_helpers/mockserver.py", "import pytest_hsocket._helpers.mockserver_play._Connection"),
-    ("_helpers/mockserver.py", "read conn.client._callbacks"),
-    ("_helpers/mockserver.py", "read conn.client._stream"),
-    ("_helpers/mockserver_play.py", "read client._stream"),
     ("_io/stream_write.py", "import pytest_hsocket._io.stream_tls._TLS_BARRIER"),
 }
 

@@ -1,4 +1,10 @@
-"""The scriptable mock server: an ``hsocket.server`` that plays a script per connection."""
+"""The scriptable mock server: a listening ``hsocket.server`` socket and a script player.
+
+``MockServer`` is no socket. It has a ``MockListener`` (the hs.socket server socket: it
+accepts ``MockConnection`` clients and hands their reads to the player) and a
+``ScriptPlayer`` (one conversation per connection); the hs.socket server API it offers is
+``ServerSocketApi``'s, forwarded to the listener.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,6 @@ from typing import Any, Callable, Optional, Union
 from pytest_hsocket._core.checks import check_int
 from pytest_hsocket._core.errors import HSocketError, InvalidThreadUseError
 from pytest_hsocket._core.fragment import Fragmenter
-from pytest_hsocket._core.platform import is_unix_family
 from pytest_hsocket._core.record import (
     PathLike,
     RecordEntry,
@@ -22,76 +27,38 @@ from pytest_hsocket._core.record import (
 )
 from pytest_hsocket._core.script import Check, MatchSpec, Rule, Script
 from pytest_hsocket._core.transcript import Entry, TaggedBytes, Transcript, diff
-from pytest_hsocket._helpers.mockserver_play import ContextSource, ScriptPlayer, _Connection
-from pytest_hsocket._hs.base import SERVER
-from pytest_hsocket._hs.info import endpoint
-from pytest_hsocket._hs.tcp import ReadCallback, Socket
+from pytest_hsocket._helpers.expectations import ExpectationError, raise_problems
+from pytest_hsocket._helpers.mockserver_api import ServerSocketApi
+from pytest_hsocket._helpers.mockserver_play import ContextSource, ScriptPlayer
+from pytest_hsocket._helpers.mockserver_sockets import MockListener, unix_socket_dir
 from pytest_hsocket._hs.where import LocalAddress
+from pytest_hsocket._loop.hub import get_loop
 from pytest_hsocket._loop.sync import Gate
 
-
-class ExpectationError(HSocketError, AssertionError):
-    """A mock server's script was not followed: unmet rules, unexpected data, or errors."""
+__all__ = ["ExpectationError", "MockServer", "raise_problems", "unix_socket_dir"]
 
 
-def raise_problems(
-    title: str, problems: list[str], transcripts: Optional[list[Transcript]] = None
-) -> None:
-    """Raise ``ExpectationError`` listing ``problems`` (then the transcripts), if there are any."""
-    __tracebackhide__ = True
-    if problems:
-        lines = [f"{title}: {len(problems)} problem(s)", *(f"  - {line}" for line in problems)]
-        lines += [t.render() for t in transcripts or []]
-        raise ExpectationError("\n".join(lines))
-
-
-class MockServer(ScriptPlayer, LocalAddress):
+class MockServer(ServerSocketApi, LocalAddress):
     """A listening hs.socket server that answers clients from a script.
 
     Script it with ``expect(...)`` rules (``respond``, ``delay``, ``close``, ``reset``,
     ``start_tls``) and ``greet(...)``; each connection plays the script from its start, on
     its own. ``connection(n)`` gives the n-th connection (1-based) a script of its own, e.g.
     to fail the first attempt of a client that retries. Or drive it as an hs.socket server:
-    ``set_callback`` switches the script off.
+    ``set_callback`` switches the script off (see ``ServerSocketApi`` for the server API).
 
     Attributes:
-        name: How messages name it.
-        script: The script every connection plays unless ``connection(n)`` says otherwise.
-        tls_context: The server context ``start_tls()`` steps use, or a function making it
-            (the fixtures give one whose certificate ``hsock_ca`` issued).
-        off_script: What a connection does when data arrives that no rule can match:
-            ``"close"`` (the default: the client sees the end at once instead of waiting for
-            its timeout), ``"reset"`` (RST) or ``"keep"`` (stay open, silent). The data is
-            reported at ``check()`` either way.
-        on_error: What a connection does when a callback of the server (``set_callback``'s
-            function, a ``respond()`` function or a check) raises on it: ``"close"`` (the
-            default: the client sees the end at once instead of waiting for its timeout),
-            ``"reset"`` (RST) or ``"keep"``. The error fails the test at teardown either way.
-        fragmenter: When set, every write of a connection is cut into pieces sent with a
-            short pause between them (see ``@pytest.mark.hsock_fragment``).
-        transcript_listener: Called as ``fn(transcript, entry)`` for every event of every
-            connection as it happens (the command line prints them live).
+        wait_timeout: The longest ``settle()`` and ``close()`` wait for what clients sent.
     """
 
     __test__ = False
 
     def __init__(self, *, name: str = "hsock_server", wait_timeout: float = 5.0) -> None:
-        super().__init__(self._on_data)
-        self.name = name
+        self._player = ScriptPlayer(name)
+        super().__init__(MockListener(self._player))
         self.wait_timeout = wait_timeout
-        self.script = Script()
-        self._scripts: dict[int, Script] = {}
-        self._connections: list[_Connection] = []
-        self._by_client: dict[Socket, _Connection] = {}
-        self._driven_by_user = False
         self._where = ""
-        self.tls_context: Optional[ContextSource] = None
-        self.off_script = "close"
-        self.on_error = "close"
-        self.fragmenter: Optional[Fragmenter] = None
-        self.transcript_listener: Optional[Callable[[Transcript, Entry], object]] = None
-        self._client_tap = self._new_connection
-        self.on_connect(self._begin)
+        self._loop = get_loop()
 
     @classmethod
     def start(
@@ -125,6 +92,79 @@ class MockServer(ScriptPlayer, LocalAddress):
             server.start_tls(context=tls)
         return server
 
+    # -- settings, kept by the script player ------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """How messages and transcripts name it (``hsock_server``)."""
+        return self._player.name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._player.name = value
+
+    @property
+    def script(self) -> Script:
+        """The script every connection plays unless ``connection(n)`` says otherwise."""
+        return self._player.script
+
+    @script.setter
+    def script(self, value: Script) -> None:
+        self._player.script = value
+
+    @property
+    def tls_context(self) -> Optional[ContextSource]:
+        """The server context ``start_tls()`` steps use, or a function making it (the
+        fixtures give one whose certificate ``hsock_ca`` issued)."""
+        return self._player.tls_context
+
+    @tls_context.setter
+    def tls_context(self, value: Optional[ContextSource]) -> None:
+        self._player.tls_context = value
+
+    @property
+    def off_script(self) -> str:
+        """What a connection does when data arrives that no rule can match: ``"close"`` (the
+        default: the client sees the end at once instead of waiting for its timeout),
+        ``"reset"`` (RST) or ``"keep"`` (stay open, silent). The data is reported at
+        ``check()`` either way."""
+        return self._player.off_script
+
+    @off_script.setter
+    def off_script(self, value: str) -> None:
+        self._player.off_script = value
+
+    @property
+    def on_error(self) -> str:
+        """What a connection does when a callback of the server (``set_callback``'s function,
+        a ``respond()`` function or a check) raises on it: ``"close"`` (the default),
+        ``"reset"`` (RST) or ``"keep"``. The error fails the test at teardown either way."""
+        return self._player.on_error
+
+    @on_error.setter
+    def on_error(self, value: str) -> None:
+        self._player.on_error = value
+
+    @property
+    def fragmenter(self) -> Optional[Fragmenter]:
+        """When set, every write of a connection is cut into pieces sent with a short pause
+        between them (see ``@pytest.mark.hsock_fragment``)."""
+        return self._player.fragmenter
+
+    @fragmenter.setter
+    def fragmenter(self, value: Optional[Fragmenter]) -> None:
+        self._player.fragmenter = value
+
+    @property
+    def transcript_listener(self) -> Optional[Callable[[Transcript, Entry], object]]:
+        """Called as ``fn(transcript, entry)`` for every event of every connection as it
+        happens (the command line prints them live)."""
+        return self._player.transcript_listener
+
+    @transcript_listener.setter
+    def transcript_listener(self, value: Optional[Callable[[Transcript, Entry], object]]) -> None:
+        self._player.transcript_listener = value
+
     # -- where it listens -------------------------------------------------------------------
 
     def remember_where(self, where: str = "") -> None:
@@ -138,36 +178,28 @@ class MockServer(ScriptPlayer, LocalAddress):
         Call it before the loop knows this server. ``acceptor.stop()`` is what ``close()``
         calls; ``acceptor`` hands each connection to :meth:`accept_connection`.
         """
-        self._listener, self._acceptor, self._mode, self._where = sock, acceptor, SERVER, where
+        self._socket.adopt(sock, acceptor)
+        self._where = where
 
     def holds_listener(self, sock: socket.socket) -> bool:
         """Whether it listens on ``sock`` now (a test may have closed it or moved it)."""
-        return self._listener is sock
+        return self._socket.holds(sock)
 
     def accept_connection(self, conn: socket.socket) -> None:
         """Take ``conn``, accepted on its listener, as a new connection (on the loop)."""
-        self._accepted(conn)
+        self._socket.take(conn)
 
     def release_listener(self) -> None:
         """Give back an adopted listener, open, and disconnect every connection (on the loop)."""
-        self._listener = self._acceptor = None
-        self._close_server()
+        self._socket.give_back()
 
     @property
     def path(self) -> str:
         """The Unix socket path, or ``""``."""
-        if self._listener is not None and not is_unix_family(self._listener.family):
-            return ""
-        return str(self.info()["unixSocketPath"])
+        return self._socket.path
 
     def _bound_ip(self) -> Optional[tuple[str, int]]:
-        listener = self._listener
-        if listener is None or is_unix_family(listener.family):
-            return None
-        try:
-            return endpoint(listener.getsockname())
-        except OSError:
-            return None
+        return self._socket.bound_ip()
 
     @property
     def url(self) -> str:
@@ -222,7 +254,7 @@ class MockServer(ScriptPlayer, LocalAddress):
             ValueError: If ``number`` is not positive.
         """
         check_int(number, "connection() number", 1)
-        return self._scripts.setdefault(number, Script())
+        return self._player.scripts.setdefault(number, Script())
 
     def replay(self, recording: Union[PathLike, list[RecordEntry]]) -> MockServer:
         """Play back the server's side of a recorded conversation and expect the client's.
@@ -256,22 +288,10 @@ class MockServer(ScriptPlayer, LocalAddress):
         """Write every connection's conversation so far as a recording (see ``replay``)."""
         dump_recording(recording_from_transcripts(self.transcripts, server_side=True), path)
 
-    def set_callback(self, fn: Optional[ReadCallback] = None) -> MockServer:
-        """Drive the server hs.socket-style: ``fn(data, tag[, client])``; ``None`` = the script.
-
-        Returns:
-            This server.
-        """
-        self._driven_by_user = fn is not None
-        super().set_callback(fn if fn is not None else self._on_data)
-        return self
-
-    setCallback = set_callback
-
     @property
     def transcripts(self) -> list[Transcript]:
         """The transcript of every connection so far, in order."""
-        return [conn.transcript for conn in self._connections]
+        return [conn.transcript for conn in self._player.connections]
 
     def received(self, connection: Optional[int] = None) -> TaggedBytes:
         """Return the bytes clients sent (all connections joined, or the n-th, 1-based).
@@ -283,14 +303,15 @@ class MockServer(ScriptPlayer, LocalAddress):
             ValueError: If there is no such connection.
         """
         self.settle()
+        transcripts = self.transcripts
         if connection is None:
-            data = b"".join(t.received() for t in self.transcripts)
-            return TaggedBytes(data, -1, self.transcripts[0] if self.transcripts else None)
-        if not 1 <= connection <= len(self._connections):
+            data = b"".join(t.received() for t in transcripts)
+            return TaggedBytes(data, -1, transcripts[0] if transcripts else None)
+        if not 1 <= connection <= len(transcripts):
             raise ValueError(
-                f"received() connection must be 1-{len(self._connections)}, not {connection!r}"
+                f"received() connection must be 1-{len(transcripts)}, not {connection!r}"
             )
-        transcript = self._connections[connection - 1].transcript
+        transcript = transcripts[connection - 1]
         return TaggedBytes(transcript.received(), -1, transcript)
 
     def assert_received(
@@ -338,23 +359,18 @@ class MockServer(ScriptPlayer, LocalAddress):
             How many bytes were read, and one gate per connection with something to process
             (only those get a marker), opened once that is processed.
         """
-        pulled = 0
-        gates = []
-        for conn in self._connections:
-            stream = conn.client._stream
-            got = stream.pull_now() if stream is not None else 0
-            pulled += got
-            if got or conn.client._callbacks.busy:
-                gate = Gate()
-                conn.client._post("settle", gate.open)
-                gates.append(gate)
-        return pulled, gates
+        return self._player.pull_and_mark()
 
     def close(self) -> None:
         """Process what clients already sent (see ``settle``), then disconnect everyone."""
         if self.is_server:
             self.settle()
         self.disconnect()
+
+    def problems(self) -> list[str]:
+        """Return one line per problem: unmet rules, unexpected data, callback errors."""
+        lines = self._player.problems()
+        return lines + [f"callback error: {error}" for error in self.callback_errors]
 
     def check(self, transcripts: bool = True) -> None:
         """Fail if the script was not followed.
@@ -378,12 +394,3 @@ class MockServer(ScriptPlayer, LocalAddress):
 
     def __repr__(self) -> str:
         return f"<MockServer {self.name} {self.url}{'' if self.is_server else ' (closed)'}>"
-
-
-def unix_socket_dir() -> str:
-    """Return a new private folder (mode 0700) for a Unix socket file."""
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="hsock-")
-    os.chmod(path, 0o700)
-    return path
