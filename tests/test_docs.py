@@ -28,6 +28,7 @@ from sybil import Document, Example
 from sybil.parsers.markdown import CodeBlockParser, SkipParser
 
 import pytest_hsocket as hsocket
+from pytest_hsocket.testing import MockServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -194,7 +195,7 @@ def _close_sockets(namespace: dict[str, Any]) -> None:
     # As a script's exit would: what the page's blocks left open is closed, so that a page which
     # shows a server without closing it does not leak a socket into the next test.
     for value in list(namespace.values()):
-        if isinstance(value, (hsocket.Socket, hsocket.udp.UdpSocket)):
+        if isinstance(value, (hsocket.Socket, hsocket.udp.UdpSocket, MockServer)):
             value.close()
 
 
