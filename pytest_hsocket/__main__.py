@@ -40,7 +40,7 @@ def serve(path: str, host: str, port: int, connections: Optional[int]) -> int:
     if server.listen(port, host=host) is None:
         print(f"cannot listen on {host}:{port}", file=sys.stderr)
         return 2
-    server.remember_where()
+    server.remember_address()
     print(f"serving {path} on {server.url} (Ctrl-C to stop)", flush=True)
     try:
         for _ in range(connections) if connections else iter(int, 1):

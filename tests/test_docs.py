@@ -80,7 +80,7 @@ def _report(lines: list[str]) -> list[str]:
     return lines[-40:]
 
 
-def _where(example: Example) -> str:
+def _example_place(example: Example) -> str:
     path = Path(example.path)
     shown = path.relative_to(ROOT) if ROOT in path.parents else path.name
     return f"{shown}, line {example.line}"
@@ -116,13 +116,15 @@ class PageRunner:
     @staticmethod
     def _run_as_doctest(example: Example, source: str) -> None:
         test = doctest.DocTestParser().get_doctest(
-            source, example.namespace, _where(example), example.path, example.line
+            source, example.namespace, _example_place(example), example.path, example.line
         )
         out: list[str] = []
         runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
         runner.run(test, out=out.append, clear_globs=False)
         if runner.failures:
-            raise AssertionError(f"{_where(example)}: the session differs:\n" + "".join(out))
+            raise AssertionError(
+                f"{_example_place(example)}: the session differs:\n" + "".join(out)
+            )
 
     def _run_as_tests(self, example: Example, source: str) -> None:
         # Written now, run together by finish(): one pytest run per page, not one per block.
@@ -131,7 +133,7 @@ class PageRunner:
         page = Path(example.path).stem.replace("-", "_").lower()
         name = f"test_{page}_line{example.line}"
         self.pytester.makepyfile(**{name: padded})
-        self.test_files[f"{name}.py"] = _where(example)
+        self.test_files[f"{name}.py"] = _example_place(example)
 
     def finish(self) -> None:
         """Run the page's test blocks; raise naming each failing block's page and line."""
@@ -164,7 +166,7 @@ class PageRunner:
     @staticmethod
     def shell(example: Example) -> None:
         raise AssertionError(
-            f"{_where(example)}: a shell block cannot run here; "
+            f"{_example_place(example)}: a shell block cannot run here; "
             'put <!-- skip: next "why" --> on the line before it'
         )
 
@@ -226,9 +228,11 @@ def run_page(
                 if type(exc).__name__ == "SkipTest" or isinstance(exc, pytest.skip.Exception):
                     skipped.append(f"line {example.line}: {exc}")
                     continue
-                if isinstance(exc, AssertionError) and str(exc).startswith(_where(example)):
+                if isinstance(exc, AssertionError) and str(exc).startswith(_example_place(example)):
                     raise
-                raise AssertionError(f"{_where(example)}: {type(exc).__name__}: {exc}") from exc
+                raise AssertionError(
+                    f"{_example_place(example)}: {type(exc).__name__}: {exc}"
+                ) from exc
         runner.finish()
     finally:
         _close_sockets(document.namespace)

@@ -31,7 +31,7 @@ from pytest_hsocket._helpers.expectations import ExpectationError, raise_problem
 from pytest_hsocket._helpers.mockserver_api import ServerSocketApi
 from pytest_hsocket._helpers.mockserver_play import ContextSource, ScriptPlayer
 from pytest_hsocket._helpers.mockserver_sockets import MockListener, unix_socket_dir
-from pytest_hsocket._hs.where import LocalAddress
+from pytest_hsocket._hs.local_address import LocalAddress
 from pytest_hsocket._loop.hub import get_loop
 from pytest_hsocket._loop.sync import Gate
 
@@ -57,7 +57,7 @@ class MockServer(ServerSocketApi, LocalAddress):
         self._player = ScriptPlayer(name)
         super().__init__(MockListener(self._player))
         self.wait_timeout = wait_timeout
-        self._where = ""
+        self._address_text = ""
         self._loop = get_loop()
 
     @classmethod
@@ -86,7 +86,7 @@ class MockServer(ServerSocketApi, LocalAddress):
         server = cls(name=name, wait_timeout=wait_timeout)
         if server.listen(path if path is not None else port, host=host) is None:
             raise HSocketError(f"{name} could not listen on {path or f'{host}:{port}'}")
-        server.remember_where()
+        server.remember_address()
         if tls is not None:
             server.tls_context = tls
             server.start_tls(context=tls)
@@ -165,21 +165,21 @@ class MockServer(ServerSocketApi, LocalAddress):
     def transcript_listener(self, value: Optional[Callable[[Transcript, Entry], object]]) -> None:
         self._player.transcript_listener = value
 
-    # -- where it listens -------------------------------------------------------------------
+    # -- its address -------------------------------------------------------------------------
 
-    def remember_where(self, where: str = "") -> None:
-        """Remember ``where`` (by default its ``url`` now): ``url`` and messages name it so
+    def remember_address(self, address: str = "") -> None:
+        """Remember ``address`` (by default its ``url`` now): ``url`` and messages name it so
         after it stops listening."""
-        self._where = where or self.url
+        self._address_text = address or self.url
 
-    def adopt_listener(self, sock: socket.socket, acceptor: Any, where: str) -> None:
+    def adopt_listener(self, sock: socket.socket, acceptor: Any, address: str) -> None:
         """Listen on ``sock``, a listener ``acceptor`` accepts on (a ``ServerPool`` lease).
 
         Call it before the loop knows this server. ``acceptor.stop()`` is what ``close()``
         calls; ``acceptor`` hands each connection to :meth:`accept_connection`.
         """
         self._socket.adopt(sock, acceptor)
-        self._where = where
+        self._address_text = address
 
     def holds_listener(self, sock: socket.socket) -> bool:
         """Whether it listens on ``sock`` now (a test may have closed it or moved it)."""
@@ -204,8 +204,8 @@ class MockServer(ServerSocketApi, LocalAddress):
     @property
     def url(self) -> str:
         """``host:port`` with an IPv6 host in brackets, or the Unix path."""
-        if not self.is_server and self._where:
-            return self._where
+        if not self.is_server and self._address_text:
+            return self._address_text
         if self.path:
             return self.path
         host = f"[{self.host}]" if ":" in self.host else self.host

@@ -27,8 +27,8 @@ from pytest_hsocket._core.errors import (
 from pytest_hsocket._core.script import Action, Conversation, MatchSpec, Rule, Script
 from pytest_hsocket._core.transcript import Transcript
 from pytest_hsocket._helpers.mockserver import raise_problems
+from pytest_hsocket._hs.local_address import LocalAddress
 from pytest_hsocket._hs.udp import UdpSocket
-from pytest_hsocket._hs.where import LocalAddress
 from pytest_hsocket._loop.originals import allocate_lock
 from pytest_hsocket._loop.sync import Gate
 
@@ -96,10 +96,10 @@ class UdpMockServer(UdpSocket, LocalAddress):
         server = cls(name=name, wait_timeout=wait_timeout)
         if server.listen(port, host=host) is None or server.receive() is None:
             raise HSocketError(f"{name} could not bind {host}:{port}")
-        server.remember_where()
+        server.remember_address()
         return server
 
-    def remember_where(self) -> None:
+    def remember_address(self) -> None:
         """Remember ``host:port`` now: messages name it so after it is closed."""
         self._address_text = f"{self.host}:{self.port}"
 

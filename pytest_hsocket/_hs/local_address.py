@@ -1,4 +1,5 @@
-"""Where a mock server listens, read from its ``info()``: shared by the TCP and UDP servers."""
+"""``host``, ``port`` and ``address`` of a bound socket, read from its ``info()`` (the TCP and
+UDP mock servers)."""
 
 from __future__ import annotations
 
