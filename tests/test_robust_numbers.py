@@ -86,6 +86,11 @@ def _udp_proxy_start(value: Any, _: object) -> object:
     return None
 
 
+def _server_start(value: Any, _: object) -> object:
+    MockServer.start(wait_timeout=value).close()
+    return None
+
+
 def _udp_server_start(value: Any, _: object) -> object:
     UdpMockServer.start(wait_timeout=value).close()
     return None
@@ -98,6 +103,7 @@ def _udp_client_open(value: Any, _: object) -> object:
 
 # (the call, the argument as the message names it)
 CALLS: list[Any] = [
+    pytest.param(_server_start, "MockServer.start() wait_timeout", id="server-start"),
     pytest.param(_udp_server_start, "UdpMockServer.start() wait_timeout", id="udp-server-start"),
     pytest.param(_udp_client_open, "UdpTestClient.open() wait_timeout", id="udp-client-open"),
     pytest.param(_client_open, "TestClient.open() wait_timeout", id="client-open"),

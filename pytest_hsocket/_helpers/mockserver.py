@@ -14,7 +14,7 @@ import ssl
 import time
 from typing import Any, Callable, Optional, Union
 
-from pytest_hsocket._core.checks import check_int
+from pytest_hsocket._core.checks import check_int, check_seconds
 from pytest_hsocket._core.errors import HSocketError, InvalidThreadUseError
 from pytest_hsocket._core.fragment import Fragmenter
 from pytest_hsocket._core.record import (
@@ -82,7 +82,9 @@ class MockServer(ServerSocketApi, LocalAddress):
             tls: A server context: every connection speaks TLS from its first byte.
         Raises:
             HSocketError: If it cannot listen (the reason is in the message).
+            TypeError, ValueError: If ``wait_timeout`` is not a number of seconds.
         """
+        wait_timeout = check_seconds(wait_timeout, "MockServer.start() wait_timeout")
         server = cls(name=name, wait_timeout=wait_timeout)
         if server.listen(path if path is not None else port, host=host) is None:
             raise HSocketError(f"{name} could not listen on {path or f'{host}:{port}'}")
