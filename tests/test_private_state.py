@@ -45,8 +45,8 @@ ALLOWED = {
     ("_io/stream.py", "call owner._stream_connected"),
     ("_io/stream.py", "call owner._stream_read"),
     ("_io/stream.py", "call owner._stream_closed"),
-    ("_io/stream_tls.py", "call owner._stream_secured"),
-    ("_io/stream_write.py", "call owner._stream_written"),
+    ("_io/stream.py", "call owner._stream_secured"),
+    ("_io/stream.py", "call owner._stream_written"),
     ("_io/datagram.py", "call self._owner._datagram"),
     ("_io/datagram.py", "call self._owner._sent"),
     ("_io/datagram.py", "call self._owner._failed"),
@@ -83,7 +83,6 @@ NOT_YET = {
     ("_hs/tcp.py", "read c._stream"),
     ("_hs/tcp.py", "read client._stream"),
     ("_hs/tcp.py", "read owner._callback"),
-    ("_io/stream_write.py", "import pytest_hsocket._io.stream_tls._TLS_BARRIER"),
 }
 
 
