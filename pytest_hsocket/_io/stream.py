@@ -1,15 +1,15 @@
 """One connected byte stream on the socket loop: the I/O side of a TCP or Unix connection.
 
-A :class:`Stream` owns a non-blocking OS socket and its read side: a read watcher whose
-callback receives as soon as bytes arrive, read or not (so data is buffered early and a peer
-close is noticed with no read pending; no greenlet, so no saved stack per connection), the
-:class:`~pytest_hsocket._core.framing.ReadQueue`, and the read timer. It has its parts, each
-with its own state: the :class:`~pytest_hsocket._io.stream_connect.Connector` (a client's
-connect), the :class:`~pytest_hsocket._io.stream_write.Writer` (the write queue and its
-sender), the :class:`~pytest_hsocket._io.stream_tls.TlsLayer` (STARTTLS and records) and the
-:class:`~pytest_hsocket._io.stream_end.Ending` (FIN, linger). It reports to its owner (the
-public socket) through the five methods of :class:`StreamOwner`; it never calls user code
-itself.
+A :class:`Stream` owns a non-blocking OS socket, the
+:class:`~pytest_hsocket._core.framing.ReadQueue` it feeds and delivers from (the shape of
+httpcore's ``_receive_event``), the read timer, and the close. It *has* its parts, each with its
+own state and API, wired at construction with the callbacks they report through: the
+:class:`~pytest_hsocket._io.stream_read.Reader` (bytes from the kernel), the
+:class:`~pytest_hsocket._io.stream_write.Writer` (the write queue and its sender), the
+:class:`~pytest_hsocket._io.stream_tls.TlsLayer` (STARTTLS, handshake, records), the
+:class:`~pytest_hsocket._io.stream_end.Ending` (FIN, linger) and, for a client, the
+:class:`~pytest_hsocket._io.stream_connect.Connector`. It reports to its owner (the public
+socket) through the five methods of :class:`StreamOwner`; it never calls user code itself.
 
 Every method here runs on the loop thread.
 """
@@ -27,7 +27,6 @@ from typing import Any, Callable, Optional, Protocol, Union
 import gevent
 import gevent.event
 
-from pytest_hsocket._core.errors import reason_of
 from pytest_hsocket._core.framing import BARRIER, Completed, ReadQueue, ReadRequest
 from pytest_hsocket._io.sockets import (
     CONNECT_TIMEOUT,
@@ -44,17 +43,12 @@ from pytest_hsocket._io.sockets import (
 )
 from pytest_hsocket._io.stream_connect import Connector
 from pytest_hsocket._io.stream_end import Ending
+from pytest_hsocket._io.stream_read import Reader
 from pytest_hsocket._io.stream_tls import TlsLayer
 from pytest_hsocket._io.stream_write import Writer
 from pytest_hsocket._io.tls import TlsSession
 
 log = logging.getLogger(__name__)
-
-# One receive buffer for every stream: readers all run on the loop's thread, and each copies
-# what it received (into its read queue or TLS input) before it can yield. A buffer per
-# connection cost 256 KiB each (2.5 GB for 5,000 connections) and zero-filling it at connect.
-_SCRATCH = bytearray(RECV_SIZE)
-_SCRATCH_VIEW = memoryview(_SCRATCH)
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -107,11 +101,12 @@ class Stream:
         self.connected = False
         self.closed = False
         self.eof = False
-        self._reading = False
-        self._read_watcher: Any = None
         self._write_watcher: Any = None
         self._timer: Any = None
         self._timed: Optional[ReadRequest] = None
+        self.reader = Reader(
+            self._hub, self.queue, self._received, self._received_eof, self._failed
+        )
         self.ending = Ending(self, self._hub)
         self.writer = Writer(self._hub, self._written, self._failed, self.ending.writes_flushed)
         self.tls_layer = TlsLayer(
@@ -136,16 +131,15 @@ class Stream:
             return
         self.sock = sock
         self.connected = True
-        fd = sock.fileno()
-        self._read_watcher = self._hub.loop.io(fd, 1)
-        self._write_watcher = self._hub.loop.io(fd, 2)
+        self.reader.attach(sock)
+        self._write_watcher = self._hub.loop.io(sock.fileno(), 2)
         self.writer.attach(sock, self._write_watcher)
         owner = self._owner_ref()
         if owner is not None:
             owner._stream_connected(self)
         if self.closed:
             return
-        self._start_reading()
+        self.reader.start()
         self.writer.start()
         self.arm_read_timer()
 
@@ -223,44 +217,21 @@ class Stream:
             self.arm_read_timer()
             if self.eof:
                 self.check_eof()
-            elif not self._reading and not self.closed:
+            elif not self.reader.reading and not self.closed:
                 # Reading paused at the high-water mark with no read pending.
-                self._start_reading()
+                self.reader.start()
 
     def resume_reading(self) -> None:
         """Read again, if reading stopped at the high-water mark and the buffer is under the
         low-water mark."""
         if (
-            not self._reading
+            not self.reader.reading
             and not self.eof
             and not self.closed
             and self.sock is not None
             and self.queue.buffered < LOW_WATER
         ):
-            self._start_reading()
-
-    def _start_reading(self) -> None:
-        self._reading = True
-        self._read_watcher.start(self._on_readable)
-
-    def _stop_reading(self) -> None:
-        self._reading = False
-        if self._read_watcher is not None:
-            self._read_watcher.stop()
-
-    def _on_readable(self) -> None:
-        # The read watcher's callback, in the hub: no greenlet (nor its saved stack) per
-        # connection, and no switch per message. One chunk per wake-up: the watcher fires
-        # again on the loop's next turn while more is waiting, after the callbacks of what
-        # completed ran, so the buffer stays near one chunk and other connections get a turn.
-        if self.closed or self.sock is None:
-            return
-        queue = self.queue
-        if queue.buffered >= HIGH_WATER and not queue.pending:
-            # Leave the rest in the kernel (as the original does) until a read asks.
-            self._stop_reading()
-            return
-        self._receive_once()
+            self.reader.start()
 
     def pull_now(self) -> int:
         """Read at once whatever the kernel holds (without waiting); return the byte count.
@@ -270,39 +241,7 @@ class Stream:
         """
         if self.closed or self.sock is None or self.eof:
             return 0
-        total = 0
-        while not self.closed:
-            n = self._receive_once()
-            if n <= 0:
-                break
-            total += n
-        return total
-
-    def _receive_once(self) -> int:
-        # One recv into the shared buffer, processed. Returns the bytes received: 0 at the
-        # peer's close or on an error (both handled here: reading stops), -1 if none waited.
-        sock = self.sock
-        assert sock is not None
-        try:
-            n = sock.recv_into(_SCRATCH)
-        except (BlockingIOError, InterruptedError):
-            return -1
-        except OSError as exc:
-            self._stop_reading()
-            self.close(reason_of(exc), error=True)
-            return 0
-        try:
-            if n == 0:
-                self._stop_reading()
-                self._received_eof()
-            else:
-                self._received(_SCRATCH_VIEW[:n])  # copied before anything can switch
-        except Exception as exc:  # a bug here must end this connection, not the loop's turn
-            log.exception("internal error reading from %r", self)
-            self._stop_reading()
-            self.close(f"internal error: {exc!r}", error=True)
-            return 0
-        return n
+        return self.reader.pull_now()
 
     def _received(self, data: Union[bytes, memoryview]) -> None:
         tls_layer = self.tls_layer
@@ -338,7 +277,7 @@ class Stream:
         if self.eof:
             self.check_eof()
         else:
-            if not self._reading:
+            if not self.reader.reading:
                 self.resume_reading()
             if self._timer is not None:
                 self._timed = None  # the timed read completed: the next one gets its own timer
@@ -402,18 +341,16 @@ class Stream:
         self.ending.cancel()
         if self.connector is not None:
             self.connector.cancel()
+        self.reader.close()
         self.writer.close()
         lost, unread = self.queue.clear()
         lost = [r for r in lost if r.matcher != BARRIER]
         sock = self.sock
         if sock is not None:
-            # The read watcher has a plain callback (no greenlet waits on it): close it now.
-            # The writer greenlet may wait on the other: it gets Closed before the socket closes.
-            self._reading = False
-            if self._read_watcher is not None:
-                self._read_watcher.close()
+            # The writer greenlet may wait on the write watcher: it gets Closed before the
+            # socket closes.
             self._hub.cancel_waits_close_and_then([self._write_watcher], Closed, sock.close)
-            self._read_watcher = self._write_watcher = None
+            self._write_watcher = None
         owner = self._owner_ref()
         if owner is not None:
             owner._stream_closed(self, reason, unread, lost, error)
