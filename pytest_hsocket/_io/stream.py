@@ -87,6 +87,7 @@ class Stream:
         connected: True from connect until close (including a peer close with data left).
         closed: True once closed (for good).
         eof: True once the peer has closed its side.
+        reader: Receives the bytes (the read watcher).
         writer: The write queue and its sender.
         tls_layer: STARTTLS, the handshake and the records.
         ending: The graceful end (``finish``, ``half_close``).
