@@ -25,8 +25,8 @@ class TlsLayer:
             arrived with the plaintext are taken from it when TLS begins).
         writer: The stream's writer (the write-side barrier, and the records to send).
         secured: Called once, when the handshake completed.
-        plain: Called with ``(plaintext, ended)`` after each step: the decrypted bytes, and
-            whether the peer ended TLS (close_notify or a bare EOF).
+        plain: Called with ``(plaintext, ended)`` when a step decrypted bytes or found that
+            the peer ended TLS (close_notify or a bare EOF).
         failed: Called with the reason when TLS fails; the stream closes then.
 
     Attributes:
@@ -152,4 +152,4 @@ class TlsLayer:
 
     def _send_alert(self, session: TlsSession) -> None:
         # Best effort, without waiting: tell the peer why before closing.
-        self._writer.send_last(session.take_outgoing() if session.has_outgoing else b"")
+        self._writer.send_last(session.take_outgoing())
