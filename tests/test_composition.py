@@ -10,21 +10,19 @@ import pytest
 
 import pytest_hsocket
 from pytest_hsocket._helpers.client_reads import ClientReads
+from pytest_hsocket._helpers.mockserver import MockServer
 from pytest_hsocket._helpers.testclient import TestClient
 from pytest_hsocket._hs.base import SocketCore
 from pytest_hsocket._hs.tcp import Socket
+from pytest_hsocket._io.stream import Stream
 
 PACKAGE = Path(pytest_hsocket.__file__).parent
 
 # Classes whose bare annotations are their whole point (they declare, something else builds).
 DECLARING_BASES = ("Protocol", "NamedTuple", "TypedDict")
 
-# Still slices, being made whole (issue 20): shrink only.
-NOT_YET: set[tuple[str, str]] = {
-    ("_io/stream_connect.py", "StreamConnect"),
-    ("_io/stream_tls.py", "StreamTls"),
-    ("_io/stream_write.py", "StreamWriter"),
-}
+# Still slices, being made whole: shrink only (empty since issue 20 landed).
+NOT_YET: set[tuple[str, str]] = set()
 
 
 def _declaring(node: ast.ClassDef) -> bool:
@@ -143,3 +141,10 @@ def test_the_tcp_socket_and_the_test_client_are_whole_classes() -> None:
     # its operations; the test client's reads (tickets, inbox), its connecting and closing.
     assert Socket.__mro__ == (Socket, SocketCore, object)
     assert TestClient.__mro__ == (TestClient, ClientReads, Socket, SocketCore, object)
+
+
+def test_a_mock_server_has_a_socket_and_a_stream_has_its_parts() -> None:
+    # A mock server is not a client socket (no connect()); a stream is one class of its own.
+    assert not issubclass(MockServer, Socket)
+    assert not hasattr(MockServer, "connect")
+    assert Stream.__mro__ == (Stream, object)

@@ -1,11 +1,15 @@
 """One connected byte stream on the socket loop: the I/O side of a TCP or Unix connection.
 
-A :class:`Stream` owns a non-blocking OS socket; a read watcher whose callback receives as soon
-as bytes arrive, read or not (so data is buffered early and a peer close is noticed with no
-read pending; no greenlet, so no saved stack per connection); a writer that sends inline when
-the kernel takes the bytes and otherwise from a greenlet; the
-:class:`~pytest_hsocket._core.framing.ReadQueue`; and the per-operation timers. It reports to its
-owner (the public socket) through four methods; it never calls user code itself.
+A :class:`Stream` owns a non-blocking OS socket, the
+:class:`~pytest_hsocket._core.framing.ReadQueue` it feeds and delivers from (the shape of
+httpcore's ``_receive_event``), the read timer, and the close. It *has* its parts, each with its
+own state and API, wired at construction with the callbacks they report through: the
+:class:`~pytest_hsocket._io.stream_read.Reader` (bytes from the kernel), the
+:class:`~pytest_hsocket._io.stream_write.Writer` (the write queue and its sender), the
+:class:`~pytest_hsocket._io.stream_tls.TlsLayer` (STARTTLS, handshake, records), the
+:class:`~pytest_hsocket._io.stream_end.Ending` (FIN, linger) and, for a client, the
+:class:`~pytest_hsocket._io.stream_connect.Connector`. It reports to its owner (the public
+socket) through the five methods of :class:`StreamOwner`; it never calls user code itself.
 
 Every method here runs on the loop thread.
 """
@@ -18,13 +22,11 @@ import socket
 import ssl
 import struct
 import weakref
-from collections import deque
 from typing import Any, Callable, Optional, Protocol, Union
 
 import gevent
 import gevent.event
 
-from pytest_hsocket._core.errors import reason_of
 from pytest_hsocket._core.framing import BARRIER, Completed, ReadQueue, ReadRequest
 from pytest_hsocket._io.sockets import (
     CONNECT_TIMEOUT,
@@ -39,17 +41,14 @@ from pytest_hsocket._io.sockets import (
     WriteCallback,
     os_socket,
 )
-from pytest_hsocket._io.stream_connect import StreamConnect
-from pytest_hsocket._io.stream_write import StreamWriter
+from pytest_hsocket._io.stream_connect import Connector
+from pytest_hsocket._io.stream_end import Ending
+from pytest_hsocket._io.stream_read import Reader
+from pytest_hsocket._io.stream_tls import TlsLayer
+from pytest_hsocket._io.stream_write import Writer
 from pytest_hsocket._io.tls import TlsSession
 
 log = logging.getLogger(__name__)
-
-# One receive buffer for every stream: readers all run on the loop's thread, and each copies
-# what it received (into its read queue or TLS input) before it can yield. A buffer per
-# connection cost 256 KiB each (2.5 GB for 5,000 connections) and zero-filling it at connect.
-_SCRATCH = bytearray(RECV_SIZE)
-_SCRATCH_VIEW = memoryview(_SCRATCH)
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -79,14 +78,20 @@ class StreamOwner(Protocol):
     ) -> None: ...
 
 
-class Stream(StreamConnect, StreamWriter):
+class Stream:
     """A connection's I/O engine (see the module docstring).
 
     Attributes:
         sock: The OS socket once connected, else ``None``.
         queue: The read queue.
         connected: True from connect until close (including a peer close with data left).
+        closed: True once closed (for good).
         eof: True once the peer has closed its side.
+        reader: Receives the bytes (the read watcher).
+        writer: The write queue and its sender.
+        tls_layer: STARTTLS, the handshake and the records.
+        ending: The graceful end (``finish``, ``half_close``).
+        connector: The connect attempt of a client stream, else ``None``.
     """
 
     def __init__(self, owner: StreamOwner) -> None:
@@ -97,29 +102,28 @@ class Stream(StreamConnect, StreamWriter):
         self.connected = False
         self.closed = False
         self.eof = False
-        self._reading = False
-        self._writer: Any = None
-        self._connector: Any = None
-        self._read_watcher: Any = None
         self._write_watcher: Any = None
-        self._writes: deque[list[Any]] = deque()
         self._timer: Any = None
         self._timed: Optional[ReadRequest] = None
-        self._close_when_flushed = False
-        self._linger: Optional[float] = None
-        self._lingering = False
-        self._linger_timer: Any = None
-        self._shutdown_when_flushed = False
-        self._ciphertext = bytearray()
-        self._wake: Any = gevent.event.Event()
-        self.tls: Optional[TlsSession] = None
-        # Set for good once the writer passes start_tls's barrier: no byte leaves unencrypted
-        # from then on (DESIGN 1b.17).
-        self.tls_wanted = False
-        self._tls_pending: Optional[tuple[ssl.SSLContext, bool, Optional[str]]] = None
-        self._write_at_barrier = False
+        self.reader = Reader(
+            self._hub, self.queue, self._received, self._received_eof, self._failed
+        )
+        self.ending = Ending(self, self._hub)
+        self.writer = Writer(self._hub, self._written, self._failed, self.ending.writes_flushed)
+        self.tls_layer = TlsLayer(
+            self.queue, self.writer, self._secured, self._received_plain, self._failed
+        )
+        self.connector: Optional[Connector] = None
 
-    # -- connecting (see StreamConnect for connect()) ----------------------------------------
+    # -- connecting -------------------------------------------------------------------------
+
+    def connect(self, family: int, addresses: list[Any], timeout: float) -> None:
+        """Connect in a greenlet to the first of ``addresses`` that accepts, then attach.
+
+        ``addresses`` are socket addresses for ``family``, or ``[(host, port)]`` to resolve.
+        """
+        self.connector = Connector(self._hub, self.attach, self._failed)
+        self.connector.start(family, addresses, timeout)
 
     def attach(self, sock: socket.socket) -> None:
         """Take a connected non-blocking socket and start the I/O."""
@@ -128,18 +132,77 @@ class Stream(StreamConnect, StreamWriter):
             return
         self.sock = sock
         self.connected = True
-        fd = sock.fileno()
-        self._read_watcher = self._hub.loop.io(fd, 1)
-        self._write_watcher = self._hub.loop.io(fd, 2)
+        self.reader.attach(sock)
+        self._write_watcher = self._hub.loop.io(sock.fileno(), 2)
+        self.writer.attach(sock, self._write_watcher)
         owner = self._owner_ref()
         if owner is not None:
             owner._stream_connected(self)
         if self.closed:
             return
-        self._start_reading()
-        if self._writes:
-            self._writer = gevent.spawn(self._write_loop)
+        self.reader.start()
+        self.writer.start()
         self.arm_read_timer()
+
+    # -- writing and TLS (the parts) --------------------------------------------------------
+
+    def push_write(
+        self, data: memoryview, tag: int, fn: Optional[WriteCallback], timeout: float
+    ) -> None:
+        """Queue bytes to send (see :meth:`Writer.push`)."""
+        self.writer.push(data, tag, fn, timeout)
+
+    def start_tls(
+        self, context: ssl.SSLContext, server_side: bool, server_hostname: Optional[str]
+    ) -> bool:
+        """Queue a TLS upgrade after the reads and writes queued so far.
+
+        Returns:
+            False if TLS is already on or queued, or the stream closed (the call is ignored,
+            as in the original).
+        """
+        return not self.closed and self.tls_layer.start(context, server_side, server_hostname)
+
+    @property
+    def tls(self) -> Optional[TlsSession]:
+        """The TLS session once TLS began, else ``None``."""
+        return self.tls_layer.session
+
+    def finish(self, linger: Optional[float] = None) -> None:
+        """Close gracefully once every queued write is in the kernel (see :meth:`Ending.finish`)."""
+        self.ending.finish(linger)
+
+    def half_close(self) -> None:
+        """Shut down the sending side once queued writes are out; keep reading."""
+        self.ending.half_close()
+
+    # -- the parts' reports -----------------------------------------------------------------
+
+    def _written(self, tag: int, fn: Optional[WriteCallback]) -> None:
+        owner = self._owner_ref()
+        if owner is not None:
+            owner._stream_written(self, tag, fn)
+
+    def _secured(self) -> None:
+        owner = self._owner_ref()
+        if owner is not None:
+            owner._stream_secured(self)
+
+    def _failed(self, reason: str) -> None:
+        self.close(reason, error=True)
+
+    def _received_plain(self, plain: bytes, ended: bool) -> None:
+        # What the TLS layer decrypted, and whether the peer ended TLS.
+        if plain:
+            done = self.queue.feed(plain)
+            if self.queue.error is not None:
+                self._framing_failed(done)
+                return
+            if done:
+                self._deliver(done)
+        if ended and not self.closed:
+            self.eof = True
+            self.check_eof()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -155,44 +218,21 @@ class Stream(StreamConnect, StreamWriter):
             self.arm_read_timer()
             if self.eof:
                 self.check_eof()
-            elif not self._reading and not self.closed:
+            elif not self.reader.reading and not self.closed:
                 # Reading paused at the high-water mark with no read pending.
-                self._start_reading()
+                self.reader.start()
 
     def resume_reading(self) -> None:
         """Read again, if reading stopped at the high-water mark and the buffer is under the
         low-water mark."""
         if (
-            not self._reading
+            not self.reader.reading
             and not self.eof
             and not self.closed
             and self.sock is not None
             and self.queue.buffered < LOW_WATER
         ):
-            self._start_reading()
-
-    def _start_reading(self) -> None:
-        self._reading = True
-        self._read_watcher.start(self._on_readable)
-
-    def _stop_reading(self) -> None:
-        self._reading = False
-        if self._read_watcher is not None:
-            self._read_watcher.stop()
-
-    def _on_readable(self) -> None:
-        # The read watcher's callback, in the hub: no greenlet (nor its saved stack) per
-        # connection, and no switch per message. One chunk per wake-up: the watcher fires
-        # again on the loop's next turn while more is waiting, after the callbacks of what
-        # completed ran, so the buffer stays near one chunk and other connections get a turn.
-        if self.closed or self.sock is None:
-            return
-        queue = self.queue
-        if queue.buffered >= HIGH_WATER and not queue.pending:
-            # Leave the rest in the kernel (as the original does) until a read asks.
-            self._stop_reading()
-            return
-        self._receive_once()
+            self.reader.start()
 
     def pull_now(self) -> int:
         """Read at once whatever the kernel holds (without waiting); return the byte count.
@@ -202,44 +242,12 @@ class Stream(StreamConnect, StreamWriter):
         """
         if self.closed or self.sock is None or self.eof:
             return 0
-        total = 0
-        while not self.closed:
-            n = self._receive_once()
-            if n <= 0:
-                break
-            total += n
-        return total
-
-    def _receive_once(self) -> int:
-        # One recv into the shared buffer, processed. Returns the bytes received: 0 at the
-        # peer's close or on an error (both handled here: reading stops), -1 if none waited.
-        sock = self.sock
-        assert sock is not None
-        try:
-            n = sock.recv_into(_SCRATCH)
-        except (BlockingIOError, InterruptedError):
-            return -1
-        except OSError as exc:
-            self._stop_reading()
-            self.close(reason_of(exc), error=True)
-            return 0
-        try:
-            if n == 0:
-                self._stop_reading()
-                self._received_eof()
-            else:
-                self._received(_SCRATCH_VIEW[:n])  # copied before anything can switch
-        except Exception as exc:  # a bug here must end this connection, not the loop's turn
-            log.exception("internal error reading from %r", self)
-            self._stop_reading()
-            self.close(f"internal error: {exc!r}", error=True)
-            return 0
-        return n
+        return self.reader.pull_now()
 
     def _received(self, data: Union[bytes, memoryview]) -> None:
-        if self.tls is not None:
-            self.tls.receive(data)
-            self._tls_step()
+        tls_layer = self.tls_layer
+        if tls_layer.session is not None:
+            tls_layer.receive(data)
             return
         done = self.queue.feed(data)
         if self.queue.error is not None:
@@ -258,9 +266,8 @@ class Stream(StreamConnect, StreamWriter):
             self.close(error, error=True)
 
     def _received_eof(self) -> None:
-        if self.tls is not None:
-            self.tls.receive_eof()
-            self._tls_step()
+        if self.tls_layer.session is not None:
+            self.tls_layer.receive_eof()
         self.eof = True
         self.check_eof()
 
@@ -271,20 +278,20 @@ class Stream(StreamConnect, StreamWriter):
         if self.eof:
             self.check_eof()
         else:
-            if not self._reading:
+            if not self.reader.reading:
                 self.resume_reading()
             if self._timer is not None:
                 self._timed = None  # the timed read completed: the next one gets its own timer
             self.arm_read_timer()
-            if self._tls_pending is not None:
-                self._maybe_begin_tls()
+            if self.tls_layer.pending is not None:
+                self.tls_layer.maybe_begin()
 
     def check_eof(self) -> None:
         """Close after the peer's FIN once the buffer is drained, or the current read can no
         longer complete (on the loop); for whoever delivered reads without a push."""
         if self.closed:
             return
-        if self._lingering:
+        if self.ending.lingering:
             self.close(LOCAL_CLOSE)  # finish() waited for this end: both sides are done
             return
         if self.queue.pending or not self.queue.buffered:
@@ -311,50 +318,6 @@ class Stream(StreamConnect, StreamWriter):
 
     # -- closing ----------------------------------------------------------------------------
 
-    def finish(self, linger: Optional[float] = None) -> None:
-        """Close gracefully once every queued write is in the kernel (FIN after the data).
-
-        Args:
-            linger: None closes right after the FIN. A number of seconds keeps reading until
-                the peer ends its side too (at most that long), then closes: a socket closed
-                with bytes unread makes the kernel send a reset, which can destroy data the
-                peer has not read yet (a TLS peer's session tickets arriving late do that).
-        """
-        if self.closed:
-            return
-        if linger is not None:
-            self._linger = linger
-        if self._writes or self._ciphertext or self._writer is not None or self.sock is None:
-            self._close_when_flushed = True
-            return
-        if self.tls is not None:
-            self.tls.close_notify()
-            self._send_alert(self.tls)
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_WR)
-        if self._linger is None or self.eof:
-            self.close(LOCAL_CLOSE)
-            return
-        self._lingering = True
-        self._linger_timer = self._hub.loop.timer(min(max(self._linger, 0.0), 1e9))
-        self._linger_timer.start(self._linger_over)
-
-    def _linger_over(self) -> None:
-        # The peer kept its side open: take what it sent (unread bytes would turn the close
-        # into a reset), then close.
-        self.pull_now()
-        self.close(LOCAL_CLOSE)
-
-    def half_close(self) -> None:
-        """Shut down the sending side once queued writes are out; keep reading."""
-        if self.closed or self.sock is None:
-            return
-        if self._writes or self._ciphertext or self._writer is not None:
-            self._shutdown_when_flushed = True
-            return
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_WR)
-
     def reset(self) -> None:
         """Abort the connection: the peer sees a TCP RST (``Connection reset by peer``)."""
         if self.sock is not None and not self.closed:
@@ -369,37 +332,26 @@ class Stream(StreamConnect, StreamWriter):
         """
         if self.closed:
             return
-        if reason == LOCAL_CLOSE and self.tls is not None:
-            self.tls.close_notify()
-            self._send_alert(self.tls)
+        self.tls_layer.close(notify=reason == LOCAL_CLOSE)
         self.closed = True
         self.connected = False
-        for timer in (self._timer, self._linger_timer):
-            if timer is not None:
-                timer.stop()
-                timer.close()
-        self._timer = self._linger_timer = None
-        current = gevent.getcurrent()
-        connector, self._connector = self._connector, None
-        if connector is not None and connector is not current:
-            connector.kill(Closed, block=False)
-        for item in self._writes:
-            if hasattr(item[2], "one_done"):
-                item[2].one_done()  # a broadcast's callback must not wait for a closed client
-        self._writes.clear()
-        self._wake.set()
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.close()
+            self._timer = None
+        self.ending.cancel()
+        if self.connector is not None:
+            self.connector.cancel()
+        self.reader.close()
+        self.writer.close()
         lost, unread = self.queue.clear()
         lost = [r for r in lost if r.matcher != BARRIER]
         sock = self.sock
         if sock is not None:
-            # The read watcher has a plain callback (no greenlet waits on it): close it now.
-            # The writer greenlet may wait on the other: it gets Closed before the socket closes.
-            self._reading = False
-            if self._read_watcher is not None:
-                self._read_watcher.close()
+            # The writer greenlet may wait on the write watcher: it gets Closed before the
+            # socket closes.
             self._hub.cancel_waits_close_and_then([self._write_watcher], Closed, sock.close)
-            self._read_watcher = self._write_watcher = None
-        self._writer = None
+            self._write_watcher = None
         owner = self._owner_ref()
         if owner is not None:
             owner._stream_closed(self, reason, unread, lost, error)

@@ -1,10 +1,10 @@
-"""Connecting a ``Stream``: a greenlet that resolves the host and tries each address in turn,
-then hands the connected socket to ``Stream.attach``. Runs on the loop thread."""
+"""Connecting a stream: a greenlet that resolves the host and tries each address in turn, then
+hands the connected socket on. Runs on the loop thread."""
 
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, Callable, Optional
 
 import gevent
 
@@ -14,26 +14,41 @@ from pytest_hsocket._core.platform import is_unix_family
 from pytest_hsocket._io.sockets import CONNECT_TIMEOUT, Closed, connect_first
 
 
-class StreamConnect:
-    """``connect`` for ``Stream`` (a mixin: the attributes and methods below are the stream's)."""
+class Connector:
+    """One connection attempt, in its own greenlet on the loop.
 
-    _connector: Any
-    _hub: Any
+    Args:
+        hub: The loop's hub (its resolver resolves host names).
+        connected: Called with the connected non-blocking socket, which it then owns.
+        failed: Called with the reason the attempt failed (the original's words:
+            ``CONNECT_TIMEOUT``, or the OS or resolver error).
+    """
 
-    def attach(self, sock: socket.socket) -> None:
-        raise NotImplementedError  # pragma: no cover - the stream's
+    def __init__(
+        self,
+        hub: Any,
+        connected: Callable[[socket.socket], None],
+        failed: Callable[[str], None],
+    ) -> None:
+        self._hub = hub
+        self._connected = connected
+        self._failed = failed
+        self._greenlet: Optional[gevent.Greenlet] = None
 
-    def close(self, reason: str = ..., error: bool = False) -> None:
-        raise NotImplementedError  # pragma: no cover - the stream's
+    def start(self, family: int, addresses: list[Any], timeout: float) -> None:
+        """Connect to the first of ``addresses`` that accepts, within ``timeout`` seconds
+        (negative: no limit).
 
-    # -- connecting -------------------------------------------------------------------------
-
-    def connect(self, family: int, addresses: list[Any], timeout: float) -> None:
-        """Connect in a greenlet to the first of ``addresses`` that accepts.
-
-        ``addresses`` are socket addresses for ``family``, or ``(host, port)`` to resolve.
+        ``addresses`` are socket addresses for ``family``, or ``[(host, port)]`` to resolve.
         """
-        self._connector = gevent.spawn(self._connect, family, addresses, timeout)
+        self._greenlet = gevent.spawn(self._connect, family, addresses, timeout)
+
+    def cancel(self) -> None:
+        """Stop the attempt (nothing is reported); a no-op once it ended, or from its own
+        greenlet (a ``connected`` callback that closes the stream)."""
+        greenlet, self._greenlet = self._greenlet, None
+        if greenlet is not None and greenlet is not gevent.getcurrent():
+            greenlet.kill(Closed, block=False)
 
     def _connect(self, family: int, addresses: list[Any], timeout: float) -> None:
         timer = gevent.Timeout(timeout) if timeout >= 0 else None
@@ -41,14 +56,14 @@ class StreamConnect:
             timer.start()
         try:
             sock = connect_first(self._hub, self._candidates(family, addresses))
-            self._connector = None
-            self.attach(sock)
+            self._greenlet = None
+            self._connected(sock)
         except gevent.Timeout as exc:
             if exc is not timer:
                 raise
-            self._fail_connect(CONNECT_TIMEOUT)
+            self._fail(CONNECT_TIMEOUT)
         except (socket.gaierror, ValueError, UnicodeError, OSError) as exc:
-            self._fail_connect(reason_of(exc))
+            self._fail(reason_of(exc))
         except Closed:
             pass
         finally:
@@ -65,6 +80,6 @@ class StreamConnect:
         infos = self._hub.resolver.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
         return [(fam, sa) for fam, _, _, _, sa in infos if fam in (socket.AF_INET, socket.AF_INET6)]
 
-    def _fail_connect(self, reason: str) -> None:
-        self._connector = None
-        self.close(reason, error=True)
+    def _fail(self, reason: str) -> None:
+        self._greenlet = None
+        self._failed(reason)

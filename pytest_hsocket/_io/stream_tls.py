@@ -1,155 +1,155 @@
-"""The TLS half of a ``Stream``: STARTTLS barriers, the handshake, and records in and out.
+"""TLS over a stream: the STARTTLS barrier, the handshake, and records in and out.
 
-OpenSSL never touches the socket: an ``ssl.SSLObject`` over two memory BIOs (``_tls``) is fed
-the bytes the reader receives, and what it wants sent goes out through the stream's writer —
-inline when nothing is queued before it. ``start_tls`` is a barrier in both the read and the
-write queue; TLS begins when both reach it. Every method runs on the loop thread.
+OpenSSL never touches the socket: a :class:`~pytest_hsocket._io.tls.TlsSession` (an
+``ssl.SSLObject`` over two memory BIOs) is fed the bytes the stream receives, and what it
+wants sent goes out through the stream's :class:`~pytest_hsocket._io.stream_write.Writer`,
+inline when nothing is queued before it. ``start`` puts a barrier in both the read queue and
+the write queue; TLS begins when both reached it. Every method runs on the loop thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ssl
-from collections import deque
-from typing import Any, Callable, Optional
+from typing import Callable, Optional, Union
 
-from pytest_hsocket._core.errors import reason_of
-from pytest_hsocket._core.framing import BARRIER, Completed, ReadQueue, ReadRequest
+from pytest_hsocket._core.framing import BARRIER, ReadQueue, ReadRequest
+from pytest_hsocket._io.stream_write import Writer
 from pytest_hsocket._io.tls import TlsSession, describe_error
 
-_TLS_BARRIER: list[Any] = [memoryview(b""), -1, None, -1.0]
-"""The write-queue twin of the read queue's barrier (compared by identity)."""
 
+class TlsLayer:
+    """A stream's TLS: off until :meth:`start`, then on for good (see the module docstring).
 
-class StreamTls:
-    """TLS for ``Stream`` (a mixin: the attributes and methods below are the stream's)."""
+    Args:
+        queue: The stream's read queue (the read-side barrier goes there, and the bytes that
+            arrived with the plaintext are taken from it when TLS begins).
+        writer: The stream's writer (the write-side barrier, and the records to send).
+        secured: Called once, when the handshake completed.
+        plain: Called with ``(plaintext, ended)`` when a step decrypted bytes or found that
+            the peer ended TLS (close_notify or a bare EOF).
+        failed: Called with the reason when TLS fails; the stream closes then.
 
-    queue: ReadQueue
-    sock: Any
-    closed: bool
-    eof: bool
-    tls: Optional[TlsSession]
-    tls_wanted: bool
-    _tls_pending: Optional[tuple[ssl.SSLContext, bool, Optional[str]]]
-    _write_at_barrier: bool
-    _writes: deque[list[Any]]
-    _writer: Any
-    _ciphertext: bytearray
-    _wake: Any
-    _owner_ref: Callable[[], Any]
+    Attributes:
+        session: The TLS session once TLS began, else ``None``.
+        pending: The ``(context, server_side, server_hostname)`` of a :meth:`start` whose
+            barriers are not both reached yet, else ``None``.
+    """
 
-    def close(self, reason: str = ..., error: bool = False) -> None:
-        raise NotImplementedError  # pragma: no cover - the stream's
+    def __init__(
+        self,
+        queue: ReadQueue,
+        writer: Writer,
+        secured: Callable[[], None],
+        plain: Callable[[bytes, bool], None],
+        failed: Callable[[str], None],
+    ) -> None:
+        self._queue = queue
+        self._writer = writer
+        self._secured = secured
+        self._plain = plain
+        self._failed = failed
+        self.session: Optional[TlsSession] = None
+        self.pending: Optional[tuple[ssl.SSLContext, bool, Optional[str]]] = None
+        self._writes_at_barrier = False
+        self._closed = False
 
-    def _kick_writer(self) -> None:
-        raise NotImplementedError  # pragma: no cover - the stream's
-
-    def _deliver(self, done: list[Completed]) -> None:
-        raise NotImplementedError  # pragma: no cover - the stream's
-
-    def check_eof(self) -> None:
-        raise NotImplementedError  # pragma: no cover - the stream's
-
-    def _framing_failed(self, done: list[Completed]) -> None:
-        raise NotImplementedError  # pragma: no cover - the stream's
-
-    def _send_ciphertext(self, data: bytes) -> bool:
-        # TLS records, sent inline when nothing is queued before them; the rest is left to the
-        # writer, which sends _ciphertext before anything else. Returns whether all was sent.
-        sent = 0
-        if self._writer is None and not self._ciphertext and self.sock is not None:
-            try:
-                sent = self.sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as exc:
-                self.close(reason_of(exc), error=True)
-                return True
-        if sent == len(data):
-            return True
-        self._ciphertext += memoryview(data)[sent:]
-        self._kick_writer()
-        return False
-
-    # -- TLS --------------------------------------------------------------------------------
-
-    def start_tls(
+    def start(
         self, context: ssl.SSLContext, server_side: bool, server_hostname: Optional[str]
     ) -> bool:
-        """Queue a TLS upgrade after the reads and writes queued so far.
+        """Queue the upgrade after the reads and writes queued so far.
 
         Returns:
-            False if TLS is already on or queued (the call is ignored, as in the original).
+            False if TLS is already on or queued, or the stream closed (the call is ignored,
+            as in the original).
         """
-        if self.tls is not None or self._tls_pending is not None or self.closed:
+        if self.session is not None or self.pending is not None or self._closed:
             return False
-        self._tls_pending = (context, server_side, server_hostname)
-        self.queue.push(ReadRequest(BARRIER))
-        self._writes.append(_TLS_BARRIER)
-        self._kick_writer()
+        self.pending = (context, server_side, server_hostname)
+        self._queue.push(ReadRequest(BARRIER))
+        self._writer.push_barrier(self._writes_reached_barrier)
         return True
 
-    def _maybe_begin_tls(self) -> None:
-        # TLS begins once both queues reached the barrier: every read and write queued before
-        # start_tls is done.
-        pending = self._tls_pending
+    def _writes_reached_barrier(self) -> None:
+        self._writes_at_barrier = True
+        self.maybe_begin()
+
+    def maybe_begin(self) -> None:
+        """Begin TLS if both queues reached the barrier: every read and write queued before
+        :meth:`start` is done. The stream calls this after it delivered reads."""
+        pending = self.pending
         if (
             pending is None
-            or not self._write_at_barrier
-            or not self.queue.at_barrier
-            or self.sock is None
-            or self.closed
+            or not self._writes_at_barrier
+            or not self._queue.at_barrier
+            or self._closed
         ):
             return
         context, server_side, hostname = pending
-        self._tls_pending = None
-        self._write_at_barrier = False
+        self.pending = None
+        self._writes_at_barrier = False
         try:
-            tls = TlsSession(context, server_side=server_side, server_hostname=hostname)
+            session = TlsSession(context, server_side=server_side, server_hostname=hostname)
         except Exception as exc:  # any failure: the connection ends, never stays plaintext
-            self.close(describe_error(exc), error=True)
+            self._failed(describe_error(exc))
             return
-        self.tls = tls
+        self.session = session
+        self._writer.encrypt_with(session)
         # Bytes that came with the plaintext (a ClientHello right behind STARTTLS) are TLS.
-        early = self.queue.take_unread()
-        self.queue.pop_barrier()
+        early = self._queue.take_unread()
+        self._queue.pop_barrier()
         if early:
-            tls.receive(early)
-        self._tls_step()
-        self._kick_writer()
+            session.receive(early)
+        self._step(session)
+        self._writer.kick()
 
-    def _tls_step(self) -> None:
-        tls = self.tls
-        if tls is None or self.closed:
+    def receive(self, data: Union[bytes, memoryview]) -> None:
+        """Decrypt bytes received from the peer (TLS is on)."""
+        session = self.session
+        assert session is not None
+        session.receive(data)
+        self._step(session)
+
+    def receive_eof(self) -> None:
+        """Tell the session that the peer closed the transport (TLS is on)."""
+        session = self.session
+        assert session is not None
+        session.receive_eof()
+        self._step(session)
+
+    def _step(self, session: TlsSession) -> None:
+        if self._closed:
             return
         try:
-            plain, secured, ended = tls.step()
+            plain, secured, ended = session.step()
         except Exception as exc:  # an SSLError, or anything else OpenSSL's wrapper raises
-            self._send_alert(tls)
-            self.close(describe_error(exc), error=True)
+            self._send_alert(session)
+            self._failed(describe_error(exc))
             return
         if secured:
-            owner = self._owner_ref()
-            if owner is not None:
-                owner._stream_secured(self)
-            self._wake.set()
-        if tls.has_outgoing:
-            self._send_ciphertext(tls.take_outgoing())
-        if plain:
-            done = self.queue.feed(plain)
-            if self.queue.error is not None:
-                self._framing_failed(done)
-                return
-            if done:
-                self._deliver(done)
-        if ended and not self.closed:
-            self.eof = True
-            self.check_eof()
+            self._secured()
+            self._writer.wake()
+        if session.has_outgoing:
+            self._writer.send_records(session.take_outgoing())
+        if plain or ended:
+            self._plain(plain, ended)
 
-    def _send_alert(self, tls: TlsSession) -> None:
+    def close(self, notify: bool) -> None:
+        """The stream closes: with ``notify``, send TLS's close_notify first (the peer then
+        sees a clean end, not a bare EOF); no step runs after this."""
+        session = self.session
+        if notify and session is not None:
+            session.close_notify()
+            self._send_alert(session)
+        self._closed = True
+        self.pending = None
+
+    def close_notify(self) -> None:
+        """Send TLS's close_notify now, if TLS is on (a graceful end, before the FIN)."""
+        session = self.session
+        if session is not None:
+            session.close_notify()
+            self._send_alert(session)
+
+    def _send_alert(self, session: TlsSession) -> None:
         # Best effort, without waiting: tell the peer why before closing.
-        if self.sock is not None and (tls.has_outgoing or self._ciphertext):
-            data = bytes(self._ciphertext) + tls.take_outgoing()
-            self._ciphertext.clear()
-            with contextlib.suppress(OSError):
-                self.sock.send(data)
+        self._writer.send_last(session.take_outgoing())
