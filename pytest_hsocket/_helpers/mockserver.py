@@ -355,12 +355,14 @@ class MockServer(ServerSocketApi, LocalAddress):
                 return
 
     def pull_and_mark(self) -> tuple[int, list[Gate]]:
-        """Read what clients sent now and queue a marker behind it (on the loop).
+        """Accept the connections waiting in the backlog, read what clients sent now and queue a
+        marker behind it (on the loop).
 
         Returns:
             How many bytes were read, and one gate per connection with something to process
             (only those get a marker), opened once that is processed.
         """
+        self._socket.accept_pending()
         return self._player.pull_and_mark()
 
     def close(self) -> None:

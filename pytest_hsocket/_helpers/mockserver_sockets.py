@@ -257,6 +257,13 @@ class MockListener(Socket):
         """Whether it listens on ``sock`` now (a test may have closed it, or listened again)."""
         return self._listener is sock
 
+    def accept_pending(self) -> None:
+        """Accept every connection waiting in the listener's backlog now (on the loop), through
+        its acceptor (its own, or the pool's that lent it)."""
+        acceptor = self._acceptor
+        if acceptor is not None:
+            acceptor.accept_pending()
+
     def take(self, conn: socket.socket) -> None:
         """Take ``conn``, accepted on its listener, as a new connection (on the loop)."""
         self._accepted(conn)

@@ -83,6 +83,13 @@ class _Lease:
                     return
                 server.accept_connection(conn)
 
+    def accept_pending(self) -> None:
+        """Hand the server lent the listener every connection waiting in the backlog now (on the
+        loop); the lent server calls it as it would its own acceptor's."""
+        server = self.server
+        if server is not None:
+            self.take_pending(server)
+
     def stop(self) -> None:
         """Stop accepting and close the listener (on the loop); idempotent.
 

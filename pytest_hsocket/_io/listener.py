@@ -127,8 +127,22 @@ class Acceptor:
     ) -> None:
         self.listener = listener
         self._lock = lock if lock is not None else contextlib.nullcontext()
+        self._still_listening = still_listening
+        self._on_accept = on_accept
         self._watcher = gevent.get_hub().loop.io(listener.fileno(), 1)
         self._greenlet = gevent.spawn(self._run, still_listening, on_accept)
+
+    def accept_pending(self) -> None:
+        """Accept every connection waiting in the backlog now, and hand each to ``on_accept``
+        (on the loop): what a client connected before this call is taken, though the accept
+        loop has not had its turn yet."""
+        while self._still_listening():
+            with self._lock:
+                try:
+                    conn = accept_one(self.listener)
+                except OSError:  # nothing waiting (BlockingIOError), or out of descriptors
+                    return
+                self._on_accept(conn)
 
     def stop(self, close_listener: bool = True) -> None:
         """End the loop and (by default) close the listener; idempotent. Call on the loop.
