@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from pytest_hsocket._core.errors import InvalidThreadUseError
 from pytest_hsocket._helpers.mockserver import MockServer
-from pytest_hsocket._io.listener import Acceptor, accept_one, bind_listener
+from pytest_hsocket._io.listener import Acceptor, bind_listener
 from pytest_hsocket._loop.hub import get_loop
 from pytest_hsocket._loop.originals import allocate_lock
 from pytest_hsocket._loop.sync import Gate
@@ -69,26 +69,13 @@ class _Lease:
         else:
             server.accept_connection(conn)
 
-    def take_pending(self, server: MockServer) -> None:
-        """Hand ``server`` every connection waiting in the backlog now (on the loop): a client
-        the test connected just before its end is the test's, though the accept loop has not
-        had its turn yet."""
-        with self.lock:
-            if self.server is not server or self.closed:
-                return
-            while True:
-                try:
-                    conn = accept_one(self.sock)
-                except OSError:
-                    return
-                server.accept_connection(conn)
-
     def accept_pending(self) -> None:
         """Hand the server lent the listener every connection waiting in the backlog now (on the
-        loop); the lent server calls it as it would its own acceptor's."""
-        server = self.server
-        if server is not None:
-            self.take_pending(server)
+        loop): a client the test connected just before its end is the test's, though the accept
+        loop has not had its turn yet. The lent server calls it as it would its own acceptor's."""
+        acceptor = self.acceptor
+        if acceptor is not None:
+            acceptor.accept_pending()  # under the lock, through _hand_over, as the accept loop
 
     def stop(self) -> None:
         """Stop accepting and close the listener (on the loop); idempotent.
@@ -199,8 +186,7 @@ class ServerPool:
 
     def _settle_or_detach(self, lease: _Lease, server: MockServer, force: bool) -> list[Gate]:
         if server.holds_listener(lease.sock) and not force:
-            lease.take_pending(server)
-            _, gates = server.pull_and_mark()
+            _, gates = server.pull_and_mark()  # the backlog first (accept_pending), then reads
             if gates:
                 return gates
         # Stop accepting for it, close its connections (as _close_server does, without closing

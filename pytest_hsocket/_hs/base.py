@@ -1,8 +1,8 @@
-"""What every hs.socket TCP socket shares: its state, configuration, queries, and the reports
-its stream sends to it on the loop (delivering reads, write completions, disconnects).
+"""What every hs.socket TCP socket shares: its state, configuration, queries, disconnecting,
+and the reports its stream sends to it on the loop (delivering reads, write completions,
+disconnects).
 
-The public methods that start work (connect, listen, read, write, start_tls, disconnect) are
-in ``_tcp``.
+The public methods that start work (connect, listen, start_tls, read, write) are in ``tcp``.
 """
 
 from __future__ import annotations
@@ -14,14 +14,7 @@ import socket
 import ssl
 import sys
 import warnings
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Callable,
-    Optional,
-    TypeVar,
-    cast,
-)
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, cast
 
 import pytest_hsocket._hs.info as _info
 from pytest_hsocket._core.checks import check_callable, check_timeout, default_timeout

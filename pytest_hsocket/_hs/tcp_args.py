@@ -55,9 +55,8 @@ def connect_target(
     if port is None:
         path = check_unix_path(host, "connect()") if host else ""
         return ConnectTarget(host, None, fn, path, "Unable to connect to Unix domain socket: %s")
-    check_port(port, "connect()", low=1)
-    assert isinstance(port, int)
-    return ConnectTarget(host, port, fn, "", "Unable to connect to host/port: %s")
+    checked = check_port(port, "connect()", low=1)
+    return ConnectTarget(host, checked, fn, "", "Unable to connect to host/port: %s")
 
 
 def listen_target(port: Union[int, str], host: Any) -> tuple[str, str]:

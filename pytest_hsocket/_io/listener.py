@@ -130,7 +130,7 @@ class Acceptor:
         self._still_listening = still_listening
         self._on_accept = on_accept
         self._watcher = gevent.get_hub().loop.io(listener.fileno(), 1)
-        self._greenlet = gevent.spawn(self._run, still_listening, on_accept)
+        self._greenlet = gevent.spawn(self._run)
 
     def accept_pending(self) -> None:
         """Accept every connection waiting in the backlog now, and hand each to ``on_accept``
@@ -157,9 +157,8 @@ class Acceptor:
         if close_listener:
             self.listener.close()
 
-    def _run(
-        self, still_listening: Callable[[], bool], on_accept: Callable[[socket.socket], None]
-    ) -> None:
+    def _run(self) -> None:
+        still_listening, on_accept = self._still_listening, self._on_accept
         hub = gevent.get_hub()
         listener = self.listener
         watcher = self._watcher
